@@ -1,0 +1,343 @@
+"""`keras.applications`-compatible NASNet constructors (same signatures, rules and weights).
+
+`NASNet`, `NASNetMobile` and `NASNetLarge` take exactly the arguments of
+`keras.applications.nasnet`, apply the same input-shape rules (Keras' own
+`obtain_input_shape`) and raise the same errors; `weights="imagenet"` downloads the
+same files (same URLs, same md5 hashes) and loads them by name into our cells. Extra,
+keyword-only arguments open the rest of the paper: any `genotype`, ScheduledDropPath,
+the auxiliary head, dropout before the classifier and L2 weight decay.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+from keras import layers
+from keras.src.applications import imagenet_utils as _keras_imagenet_utils
+
+from nasnet_keras import genotypes
+from nasnet_keras.genotype import Genotype, as_genotype
+from nasnet_keras.keras_weights import is_legacy_h5, load_keras_nasnet_weights
+from nasnet_keras.ops import BNConfig
+from nasnet_keras.skeletons import aux_head as build_aux_head
+from nasnet_keras.skeletons import cifar_features, imagenet_features
+
+BASE_WEIGHTS_PATH = "https://storage.googleapis.com/tensorflow/keras-applications/nasnet/"
+# (file name in Keras' cache, URL, md5) keyed by (default_size, include_top).
+IMAGENET_WEIGHTS = {
+    (224, True): ("nasnet_mobile.h5", BASE_WEIGHTS_PATH + "NASNet-mobile.h5", "020fb642bf7360b370c678b08e0adf61"),
+    (224, False): (
+        "nasnet_mobile_no_top.h5",
+        BASE_WEIGHTS_PATH + "NASNet-mobile-no-top.h5",
+        "1ed92395b5b598bdda52abe5c0dbfd63",
+    ),
+    (331, True): ("nasnet_large.h5", BASE_WEIGHTS_PATH + "NASNet-large.h5", "11577c9a518f0070763c2b964a382f17"),
+    (331, False): (
+        "nasnet_large_no_top.h5",
+        BASE_WEIGHTS_PATH + "NASNet-large-no-top.h5",
+        "d81d89dc07e6e56530c4e77faddd61b5",
+    ),
+}
+
+
+def _check_common_arguments(weights, include_top, classes, input_shape, genotype: Genotype):
+    if keras.backend.image_data_format() == "channels_first":
+        raise ValueError(
+            "NASNet does not support the `channels_first` image data format. Switch to `channels_last` "
+            "by editing your local config file at ~/.keras/keras.json"
+        )
+    if not (weights in {"imagenet", None} or (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights))):
+        raise ValueError(
+            "The `weights` argument should be either `None` (random initialization), `imagenet` "
+            "(pre-training on ImageNet), or the path to the weights file to be loaded. "
+            f"Received: weights={weights!r}"
+        )
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(
+            'If using `weights` as `"imagenet"` with `include_top` as true, `classes` should be 1000. '
+            f"Received: classes={classes}"
+        )
+    if isinstance(input_shape, tuple) and None in input_shape and weights == "imagenet":
+        raise ValueError(
+            "When specifying the input shape of a NASNet and loading `ImageNet` weights, the input_shape "
+            f"argument must be static (no None entries). Got: `input_shape={input_shape}`."
+        )
+    if weights == "imagenet" and genotype.id != genotypes.NASNET_A.id:
+        raise ValueError(
+            f"ImageNet weights exist only for NASNet-A. Received: genotype {genotype.name or genotype.id!r}; "
+            "use weights=None or a weights file for this genotype"
+        )
+
+
+def _image_input(input_shape, input_tensor):
+    if input_tensor is None:
+        return layers.Input(shape=input_shape)
+    if not keras.backend.is_keras_tensor(input_tensor):
+        return layers.Input(tensor=input_tensor, shape=input_shape)
+    return input_tensor
+
+
+def _classifier(x, img_input, input_tensor, include_top, pooling, classes, classifier_activation,
+                weights, dropout, aux_input, bn, name):
+    x = layers.Activation("relu", name="final_relu")(x)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        _keras_imagenet_utils.validate_activation(classifier_activation, weights)
+        if dropout:
+            x = layers.Dropout(dropout, name="dropout")(x)
+        x = layers.Dense(classes, activation=classifier_activation, kernel_regularizer=bn.regularizer(),
+                         name="predictions")(x)
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    outputs = x
+    if aux_input is not None:
+        if not include_top:
+            raise ValueError("`aux_head=True` needs `include_top=True` (the auxiliary head is a classifier)")
+        outputs = [x, build_aux_head(aux_input, classes, classifier_activation, bn)]
+    if input_tensor is not None:
+        inputs = keras.src.ops.operation_utils.get_source_inputs(input_tensor)
+    else:
+        inputs = img_input
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _filters_per_cell(penultimate_filters: int, filter_multiplier: int, genotype: Genotype) -> int:
+    # keras.applications: filters = penultimate // 24 for NASNet-A, whose Normal cell
+    # concatenates 6 states, after two doublings (6 * 2**2 = 24).
+    per_cell = len(genotype.normal.concat) * filter_multiplier**2
+    if isinstance(penultimate_filters, bool) or not isinstance(penultimate_filters, int) or \
+            penultimate_filters <= 0 or penultimate_filters % (per_cell * filter_multiplier**2) != 0:
+        raise ValueError(
+            f"For NASNet-A models, the `penultimate_filters` must be a multiple of 24 * (`filter_multiplier` ** 2) "
+            f"(for this genotype: {per_cell} * {filter_multiplier}**2 = {per_cell * filter_multiplier**2}). "
+            f"Current value: {penultimate_filters}"
+        )
+    return penultimate_filters // per_cell
+
+
+def NASNet(
+    input_shape=None,
+    penultimate_filters=4032,
+    num_blocks=6,
+    stem_block_filters=96,
+    skip_reduction=True,
+    filter_multiplier=2,
+    include_top=True,
+    weights="imagenet",
+    input_tensor=None,
+    pooling=None,
+    classes=1000,
+    default_size=None,
+    classifier_activation="softmax",
+    name="NASNet",
+    *,
+    genotype=None,
+    drop_path_keep_prob: float = 1.0,
+    aux_head: bool = False,
+    dropout: float = 0.0,
+    weight_decay: float = 0.0,
+    bn_momentum: float = 0.9997,
+    bn_epsilon: float = 1e-3,
+):
+    """Instantiate an ImageNet-skeleton NASNet ("N @ F" with N = num_blocks, F = penultimate_filters).
+
+    The positional arguments are exactly `keras.applications.nasnet.NASNet`'s. Keyword-only extras:
+
+    Args:
+        genotype: the cells (a `Genotype`, its dict/JSON, a file or a registered name);
+            NASNet-A by default.
+        drop_path_keep_prob: ScheduledDropPath's final keep probability (1.0 = off, as in Keras);
+            advance it with `nasnet_keras.ScheduledDropPathCallback`.
+        aux_head: add TF-slim's auxiliary classifier; the model then has two outputs
+            `[predictions, aux_predictions]`.
+        dropout: dropout rate before the classifier (the paper uses 0.5; Keras has none).
+        weight_decay: L2 weight decay on conv/dense kernels in TF-slim's convention.
+        bn_momentum, bn_epsilon: BatchNorm settings (Keras': 0.9997 / 1e-3).
+    """
+    genotype = as_genotype(genotype if genotype is not None else genotypes.NASNET_A)
+    _check_common_arguments(weights, include_top, classes, input_shape, genotype)
+    if default_size is None:
+        default_size = 331
+    input_shape = _keras_imagenet_utils.obtain_input_shape(
+        input_shape,
+        default_size=default_size,
+        min_size=32,
+        data_format=keras.backend.image_data_format(),
+        require_flatten=include_top,
+        weights=weights,
+    )
+    img_input = _image_input(input_shape, input_tensor)
+    filters = _filters_per_cell(penultimate_filters, filter_multiplier, genotype)
+    bn = BNConfig(bn_momentum, bn_epsilon, weight_decay)
+    features = imagenet_features(
+        img_input, genotype, num_blocks, filters, stem_block_filters, skip_reduction, filter_multiplier, bn,
+        drop_path_keep_prob,
+    )
+    model = _classifier(
+        features.output, img_input, input_tensor, include_top, pooling, classes, classifier_activation, weights,
+        dropout, features.aux_input if aux_head else None, bn, name,
+    )
+    _load_weights(model, weights, default_size, include_top)
+    return model
+
+
+def _load_weights(model, weights, default_size, include_top):
+    if weights == "imagenet":
+        if (default_size, include_top) not in IMAGENET_WEIGHTS:
+            raise ValueError("ImageNet weights can only be loaded with NASNetLarge or NASNetMobile")
+        fname, url, md5 = IMAGENET_WEIGHTS[(default_size, include_top)]
+        path = keras.utils.get_file(fname, url, cache_subdir="models", file_hash=md5)
+        load_keras_nasnet_weights(model, path)
+    elif weights is not None:
+        load_weights(model, weights)
+
+
+def load_weights(model, path):
+    """Load keras.applications' legacy h5 files by name; anything else through Keras."""
+    path = os.fspath(path)
+    if path.endswith(".h5") and not path.endswith(".weights.h5") and is_legacy_h5(path):
+        load_keras_nasnet_weights(model, path)
+    else:
+        model.load_weights(path)
+
+
+def NASNetMobile(
+    input_shape=None,
+    include_top=True,
+    weights="imagenet",
+    input_tensor=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="nasnet_mobile",
+    **kwargs,
+):
+    """NASNet-A (4 @ 1056) at 224x224, as `keras.applications.NASNetMobile`."""
+    if not include_top and input_shape is None:
+        input_shape = (224, 224, 3)
+    return NASNet(
+        input_shape,
+        penultimate_filters=1056,
+        num_blocks=4,
+        stem_block_filters=32,
+        skip_reduction=False,
+        filter_multiplier=2,
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        pooling=pooling,
+        classes=classes,
+        default_size=224,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+def NASNetLarge(
+    input_shape=None,
+    include_top=True,
+    weights="imagenet",
+    input_tensor=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="nasnet_large",
+    **kwargs,
+):
+    """NASNet-A (6 @ 4032) at 331x331, as `keras.applications.NASNetLarge`."""
+    return NASNet(
+        input_shape,
+        penultimate_filters=4032,
+        num_blocks=6,
+        stem_block_filters=96,
+        skip_reduction=True,
+        filter_multiplier=2,
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        pooling=pooling,
+        classes=classes,
+        default_size=331,
+        classifier_activation=classifier_activation,
+        name=name,
+        **kwargs,
+    )
+
+
+def NASNetCIFAR(
+    input_shape=(32, 32, 3),
+    penultimate_filters=768,
+    num_blocks=6,
+    stem_multiplier=3.0,
+    filter_multiplier=2,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name="nasnet_cifar",
+    *,
+    genotype=None,
+    filters: int | None = None,
+    drop_path_keep_prob: float = 1.0,
+    aux_head: bool = False,
+    dropout: float = 0.0,
+    weight_decay: float = 0.0,
+    bn_momentum: float = 0.9,
+    bn_epsilon: float = 1e-5,
+):
+    """The CIFAR skeleton (3x3 stem conv, N normal, reduction, N normal, reduction, N normal).
+
+    Defaults are NASNet-A (6 @ 768) with TF-slim's CIFAR BatchNorm settings. `filters`
+    (the first stack's per-cell filters) may be given instead of `penultimate_filters`,
+    which is how small search children are sized. Inputs must be at least 8x8 (two
+    reductions) and channels_last.
+    """
+    genotype = as_genotype(genotype if genotype is not None else genotypes.NASNET_A)
+    if keras.backend.image_data_format() == "channels_first":
+        raise ValueError("NASNet does not support the `channels_first` image data format. Use `channels_last`.")
+    if weights is not None and not os.path.exists(weights):
+        raise ValueError(f"`weights` must be None or the path to a weights file. Received: weights={weights!r}")
+    if input_tensor is None:
+        if input_shape is None or len(input_shape) != 3:
+            raise ValueError(f"`input_shape` must be a tuple of three integers (H, W, C). Received: {input_shape}")
+        if any(s is not None and s < 8 for s in input_shape[:2]):
+            raise ValueError(f"Input size must be at least 8x8; Received: input_shape={input_shape}")
+    if filters is None:
+        per_cell = len(genotype.normal.concat) * filter_multiplier**2
+        if isinstance(penultimate_filters, bool) or not isinstance(penultimate_filters, int) or \
+                penultimate_filters <= 0 or penultimate_filters % per_cell:
+            raise ValueError(
+                f"`penultimate_filters` must be a positive multiple of {per_cell} (the genotype's "
+                f"{len(genotype.normal.concat)} concatenated states x {filter_multiplier}**2). "
+                f"Received: penultimate_filters={penultimate_filters}"
+            )
+        filters = penultimate_filters // per_cell
+    elif isinstance(filters, bool) or not isinstance(filters, int) or filters < 2:
+        raise ValueError(f"`filters` must be an integer >= 2. Received: filters={filters!r}")
+    img_input = _image_input(input_shape, input_tensor)
+    bn = BNConfig(bn_momentum, bn_epsilon, weight_decay)
+    features = cifar_features(img_input, genotype, num_blocks, filters, stem_multiplier, filter_multiplier, bn,
+                              drop_path_keep_prob)
+    model = _classifier(
+        features.output, img_input, input_tensor, include_top, pooling, classes, classifier_activation, None,
+        dropout, features.aux_input if aux_head else None, bn, name,
+    )
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def preprocess_input(x, data_format=None):
+    """Scale pixels from [0, 255] to [-1, 1] (Keras' "tf" mode), as keras.applications.nasnet."""
+    return _keras_imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
+
+
+def decode_predictions(preds, top=5):
+    """Decode ImageNet predictions into (class_id, name, score) tuples (Keras' class index)."""
+    return _keras_imagenet_utils.decode_predictions(preds, top=top)

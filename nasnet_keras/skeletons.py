@@ -1,0 +1,195 @@
+"""Stacking cells into networks: the CIFAR and ImageNet skeletons of the paper (Fig. 2).
+
+Both skeletons are a *plan* (a list of cells with their type, filters and Keras block
+id) run by one loop that threads `(h_i, h_{i-1})` through the cells:
+
+* ImageNet: 3x3 stride-2 'valid' stem conv + BN, two Reduction "stem" cells at
+  filters / m^2 and filters / m, then N Normal, Reduction, N Normal, Reduction, N Normal;
+* CIFAR: 3x3 stem conv (filters * stem_multiplier) + BN, then N Normal, Reduction, ...
+
+Filters are multiplied by `filter_multiplier` (2) at each reduction. With
+`skip_reduction` (NASNet-Large, slim's `skip_reduction_layer_input`) the Normal cell
+after a Reduction cell takes as h_{i-1} the cell *before* the reduction's input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+from keras import layers
+
+from nasnet_keras.cells import NASNetCell
+from nasnet_keras.genotype import Genotype
+from nasnet_keras.ops import BNConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class CellPlan:
+    cell_type: str
+    filters: int
+    block_id: str
+    is_stem: bool = False
+
+
+def imagenet_plan(num_blocks: int, filters: int, filter_multiplier: int = 2) -> list[CellPlan]:
+    m = filter_multiplier
+    plan = [
+        CellPlan("reduction", filters // m**2, "stem_1", True),
+        CellPlan("reduction", filters // m, "stem_2", True),
+    ]
+    return plan + _three_stacks(num_blocks, filters, m)
+
+
+def cifar_plan(num_blocks: int, filters: int, filter_multiplier: int = 2) -> list[CellPlan]:
+    return _three_stacks(num_blocks, filters, filter_multiplier)
+
+
+def _three_stacks(n: int, filters: int, m: int) -> list[CellPlan]:
+    plan = [CellPlan("normal", filters, str(i)) for i in range(n)]
+    plan.append(CellPlan("reduction", filters * m, f"reduce_{n}"))
+    plan += [CellPlan("normal", filters * m, str(n + i + 1)) for i in range(n)]
+    plan.append(CellPlan("reduction", filters * m**2, f"reduce_{2 * n}"))
+    plan += [CellPlan("normal", filters * m**2, str(2 * n + i + 1)) for i in range(n)]
+    return plan
+
+
+@dataclasses.dataclass
+class Features:
+    """What a skeleton produced: the last cell's output and useful intermediate tensors."""
+
+    output: object
+    aux_input: object  # output of the cell just before the second (non-stem) reduction
+    levels: dict  # str(log2(stride)) -> last tensor at that stride, for detection backbones
+    cells: list
+
+
+def run_plan(
+    x,
+    plan: list[CellPlan],
+    genotype: Genotype,
+    bn: BNConfig,
+    skip_reduction: bool = False,
+    drop_path_keep_prob: float = 1.0,
+    input_size: int | None = None,
+    levels: dict | None = None,
+) -> Features:
+    """Apply the cells of `plan` to `x`; returns the last output and the endpoints."""
+    if not 0.0 < drop_path_keep_prob <= 1.0:
+        raise ValueError(f"`drop_path_keep_prob` must be in (0, 1]. Received: {drop_path_keep_prob}")
+    levels = dict(levels or {})
+    total = len(plan)
+    reductions = [i for i, c in enumerate(plan) if c.cell_type == "reduction" and not c.is_stem]
+    aux_index = reductions[1] - 1 if len(reductions) >= 2 else None
+    p = None
+    aux_input = None
+    cells = []
+    for index, spec in enumerate(plan):
+        cell = NASNetCell(
+            genotype.normal if spec.cell_type == "normal" else genotype.reduction,
+            filters=spec.filters,
+            block_id=spec.block_id,
+            drop_path_max_rate=(index + 1) / total * (1.0 - drop_path_keep_prob),
+            bn_momentum=bn.momentum,
+            bn_epsilon=bn.epsilon,
+            weight_decay=bn.weight_decay,
+        )
+        y = cell(x if p is None else [x, p])
+        cells.append(cell)
+        if not (spec.cell_type == "reduction" and skip_reduction and not spec.is_stem):
+            p = x
+        x = y
+        if input_size and x.shape[1]:
+            levels[str(round(math.log2(input_size / x.shape[1])))] = x
+        if index == aux_index:
+            aux_input = x
+    return Features(x, aux_input, levels, cells)
+
+
+def imagenet_features(
+    img_input,
+    genotype: Genotype,
+    num_blocks: int,
+    filters: int,
+    stem_filters: int,
+    skip_reduction: bool,
+    filter_multiplier: int,
+    bn: BNConfig,
+    drop_path_keep_prob: float = 1.0,
+) -> Features:
+    x = layers.Conv2D(
+        stem_filters,
+        3,
+        strides=2,
+        padding="valid",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=bn.regularizer(),
+        name="stem_conv1",
+    )(img_input)
+    x = bn.batch_norm("stem_bn1")(x)
+    size = img_input.shape[1]
+    return run_plan(
+        x,
+        imagenet_plan(num_blocks, filters, filter_multiplier),
+        genotype,
+        bn,
+        skip_reduction=skip_reduction,
+        drop_path_keep_prob=drop_path_keep_prob,
+        input_size=size,
+        levels={"1": x} if size else None,
+    )
+
+
+def cifar_features(
+    img_input,
+    genotype: Genotype,
+    num_blocks: int,
+    filters: int,
+    stem_multiplier: float,
+    filter_multiplier: int,
+    bn: BNConfig,
+    drop_path_keep_prob: float = 1.0,
+) -> Features:
+    x = layers.Conv2D(
+        int(filters * stem_multiplier),
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=bn.regularizer(),
+        name="stem_conv1",
+    )(img_input)
+    x = bn.batch_norm("stem_bn1")(x)
+    size = img_input.shape[1]
+    return run_plan(
+        x,
+        cifar_plan(num_blocks, filters, filter_multiplier),
+        genotype,
+        bn,
+        drop_path_keep_prob=drop_path_keep_prob,
+        input_size=size,
+        levels={"0": x} if size else None,
+    )
+
+
+def aux_head(x, classes: int, activation, bn: BNConfig, name: str = "aux"):
+    """TF-slim's auxiliary classifier: ReLU -> avg-pool 5x5/3 valid -> 1x1 conv 128 -> BN ->
+    ReLU -> conv 768 over the whole map -> BN -> ReLU -> flatten -> dense.
+
+    On maps smaller than 5x5 (tiny test inputs) the pool shrinks to the map size.
+    """
+    pool = min(5, x.shape[1] or 5, x.shape[2] or 5)
+    x = layers.Activation("relu", name=f"{name}_relu_0")(x)
+    x = layers.AveragePooling2D(pool, strides=3, padding="valid", name=f"{name}_pool")(x)
+    x = layers.Conv2D(128, 1, use_bias=False, kernel_regularizer=bn.regularizer(), name=f"{name}_proj")(x)
+    x = bn.batch_norm(f"{name}_bn_0")(x)
+    x = layers.Activation("relu", name=f"{name}_relu_1")(x)
+    x = layers.Conv2D(768, tuple(x.shape[1:3]), padding="valid", use_bias=False,
+                      kernel_regularizer=bn.regularizer(), name=f"{name}_conv")(x)
+    x = bn.batch_norm(f"{name}_bn_1")(x)
+    x = layers.Activation("relu", name=f"{name}_relu_2")(x)
+    x = layers.Flatten(name=f"{name}_flatten")(x)
+    return layers.Dense(classes, activation=activation, kernel_regularizer=bn.regularizer(),
+                        name=f"{name}_predictions")(x)

@@ -1,0 +1,28 @@
+"""nasnet_keras: Neural Architecture Search (NASNet, Zoph et al. 2018) for Keras 3 / TensorFlow."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="nasnet_keras",
+    version="0.1.0",
+    description="NASNet cells, keras.applications-compatible models, NAS with keras-tuner, SavedModel export",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["nasnet_keras", "nasnet_keras.*", "tuner", "tuner.*",
+                                    "savedmodels", "savedmodels.*"]),
+    install_requires=[
+        "tensorflow~=2.20.0",
+        "keras>=3.10,<4",
+        "keras-tuner==1.4.*",
+        "tensorflow-datasets",
+        "h5py",
+        "matplotlib",
+    ],
+    extras_require={
+        "gpu": ["tensorflow[and-cuda]~=2.20.0"],
+        "detection": ["tf-models-official==2.20.0", "tensorflow-hub"],
+        "test": ["pytest", "scikit-image", "tensorflow-serving-api"],
+    },
+    entry_points={"console_scripts": ["nasnet=nasnet_keras.cli:main"]},
+)
