@@ -98,6 +98,10 @@ class NASNetCell(layers.Layer):
         drop_path_max_rate: final drop rate of this cell's paths (0 disables drop path).
         bn_momentum, bn_epsilon: BatchNorm settings (Keras: 0.9997 / 1e-3; slim CIFAR 0.9 / 1e-5).
         weight_decay: TF-slim-style L2 weight decay on conv kernels (0 disables).
+        reduce_prev: whether h_(i-1) has twice h_i's spatial size. Inferred from static
+            shapes when they are known; the skeleton states it so that models with
+            dynamic input sizes (None, None, 3) get the factorised reduction too (keras.
+            applications infers it from shapes only, and its dynamic-size models break).
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class NASNetCell(layers.Layer):
         bn_epsilon: float = 1e-3,
         weight_decay: float = 0.0,
         cell_type: str | None = None,
+        reduce_prev: bool | None = None,
         **kwargs,
     ):
         if isinstance(genotype, dict):
@@ -130,6 +135,7 @@ class NASNetCell(layers.Layer):
         self.bn_momentum = bn_momentum
         self.bn_epsilon = bn_epsilon
         self.weight_decay = weight_decay
+        self.reduce_prev = reduce_prev
         self.strides = 2 if kind == "reduction" else 1
         self.bn = BNConfig(bn_momentum, bn_epsilon, weight_decay)
 
@@ -173,13 +179,7 @@ class NASNetCell(layers.Layer):
         if p_shape is None:
             # First cell of a network: h_(i-1) is h_i itself, unadjusted (slim and Keras).
             self.adjust = None
-        elif _spatial(p_shape) != _spatial(x_shape):
-            expected = tuple(None if s is None else -(-s // 2) for s in _spatial(p_shape))
-            if expected != _spatial(x_shape):
-                raise ValueError(
-                    f"{self.name}: the previous input's spatial size {_spatial(p_shape)} must equal the current "
-                    f"input's {_spatial(x_shape)} or be twice it"
-                )
+        elif self._prev_is_larger(x_shape, p_shape):
             self.adjust = FactorizedReduction(self.filters, self.block_id, self.bn)
         elif p_shape[-1] != self.filters:
             self.adjust = Projection(self.filters, self.block_id, self.bn)
@@ -190,6 +190,23 @@ class NASNetCell(layers.Layer):
         x = keras.KerasTensor(x_shape)
         self._forward(x, x if p_shape is None else keras.KerasTensor(p_shape), training=False, building=True)
         self.built = True
+
+    def _prev_is_larger(self, x_shape, p_shape) -> bool:
+        x_size, p_size = _spatial(x_shape), _spatial(p_shape)
+        if None in x_size or None in p_size:
+            return bool(self.reduce_prev)
+        if p_size == x_size:
+            larger = False
+        elif tuple(-(-s // 2) for s in p_size) == x_size:
+            larger = True
+        else:
+            raise ValueError(
+                f"{self.name}: the previous input's spatial size {p_size} must equal the current input's "
+                f"{x_size} or be twice it"
+            )
+        if self.reduce_prev is not None and self.reduce_prev != larger:
+            raise ValueError(f"{self.name}: reduce_prev={self.reduce_prev} contradicts the input sizes {x_size} and {p_size}")
+        return larger
 
     def compute_output_shape(self, input_shape):
         x_shape, p_shape = self._split_shapes(input_shape)
@@ -255,6 +272,7 @@ class NASNetCell(layers.Layer):
                 "bn_momentum": self.bn_momentum,
                 "bn_epsilon": self.bn_epsilon,
                 "weight_decay": self.weight_decay,
+                "reduce_prev": self.reduce_prev,
             }
         )
         return config

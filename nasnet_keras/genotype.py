@@ -67,7 +67,8 @@ class CellGenotype:
 
     blocks: tuple[Block, ...]
     cell_type: str = "normal"
-    # States concatenated into the cell output; None means the loose ends (see `concat`).
+    # States concatenated into the cell output; None means the loose ends (see `concat`),
+    # resolved on construction.
     output_states: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -97,7 +98,11 @@ class CellGenotype:
                 raise ValueError(
                     f"{where}: unknown combine method {block.combine!r}. Accepted: {', '.join(COMBINES)}"
                 )
-        if self.output_states is not None:
+        if self.output_states is None:
+            # Resolve the default now so that equality and the canonical form do not
+            # depend on whether the concatenation was spelled out.
+            object.__setattr__(self, "output_states", self.loose_ends)
+        else:
             self._validate_output_states()
 
     def _validate_output_states(self) -> None:
@@ -144,7 +149,7 @@ class CellGenotype:
         although blocks read it (`used_hiddenstates = [1, 0, 0, 0, 0, 0, 0]`), which is what
         keras.applications implements and its weights expect.
         """
-        return self.output_states if self.output_states is not None else self.loose_ends
+        return self.output_states
 
     def to_dict(self) -> dict[str, Any]:
         return {"blocks": [block.to_dict() for block in self.blocks], "concat": list(self.concat)}

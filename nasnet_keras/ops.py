@@ -173,6 +173,18 @@ class ConvOp(CellOp):
         return self.norm(x, training=training)
 
 
+def _dynamic_correct_pad(x, kernel_size: int):
+    """`correct_pad` for sizes known only at run time (input_shape=(None, None, 3))."""
+    import tensorflow as tf
+
+    half = kernel_size // 2
+    size = tf.shape(x)[1:3]
+    before = half - (1 - size % 2)
+    zeros = tf.zeros((1,), tf.int32)
+    paddings = tf.stack([tf.concat([zeros, before, zeros], 0), tf.constant([0, half, half, 0])], axis=1)
+    return tf.pad(x, paddings)
+
+
 class PoolOp(CellOp):
     """Average or max pooling; zero-pad + 'valid' when strided (keras.applications), then a
     1x1 conv + BN (no ReLU, as TF-slim) when the input channels differ from `filters`."""
@@ -185,6 +197,11 @@ class PoolOp(CellOp):
         padding = "valid" if strides > 1 else "same"
         self.pool = pool_cls(pool_size, strides=strides, padding=padding, name=tag + "_pool")
 
+    def _pad(self, x):
+        if x.shape[1] is None or x.shape[2] is None:
+            return _dynamic_correct_pad(x, self.pool_size)
+        return keras.ops.pad(x, ((0, 0),) + correct_pad(x.shape, self.pool_size) + ((0, 0),))
+
     def build(self, input_shape):
         self.project = input_shape[-1] != self.filters
         if self.project:
@@ -196,7 +213,7 @@ class PoolOp(CellOp):
 
     def call(self, x, training=None):
         if self.strides > 1:
-            x = keras.ops.pad(x, ((0, 0),) + correct_pad(x.shape, self.pool_size) + ((0, 0),))
+            x = self._pad(x)
         x = self.pool(x)
         if self.project:
             x = self.norm(self.conv(x), training=training)

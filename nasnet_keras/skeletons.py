@@ -85,6 +85,9 @@ def run_plan(
     p = None
     aux_input = None
     cells = []
+    # Count reductions seen by x and p, so each cell knows whether h_(i-1) is larger than
+    # h_i without relying on static shapes (which are None for dynamic input sizes).
+    x_level = p_level = 0
     for index, spec in enumerate(plan):
         cell = NASNetCell(
             genotype.normal if spec.cell_type == "normal" else genotype.reduction,
@@ -94,12 +97,14 @@ def run_plan(
             bn_momentum=bn.momentum,
             bn_epsilon=bn.epsilon,
             weight_decay=bn.weight_decay,
+            reduce_prev=None if p is None else p_level < x_level,
         )
         y = cell(x if p is None else [x, p])
         cells.append(cell)
         if not (spec.cell_type == "reduction" and skip_reduction and not spec.is_stem):
-            p = x
+            p, p_level = x, x_level
         x = y
+        x_level += spec.cell_type == "reduction"
         if input_size and x.shape[1]:
             levels[str(round(math.log2(input_size / x.shape[1])))] = x
         if index == aux_index:
