@@ -1,0 +1,378 @@
+"""keras-tuner oracles over a `SearchSpace`: the paper's PPO controller and random search.
+
+`PPOOracle` adapts `Controller` + `PPO` (which know nothing of keras-tuner) to the
+`keras_tuner.Oracle` protocol (reference.md §4, keras_tuner/tuners/randomsearch.py):
+
+* `populate_space(trial_id)` samples one architecture from the current controller and
+  records, for that trial, the decision indices and their log-probability at sampling
+  time. The record is part of the oracle state, so it survives a restart. (Samples are
+  drawn a batch at a time and discarded on each update; see `PPOOracle._draw`.)
+* `end_trial` (after keras-tuner has scored the trial) feeds the reward to PPO with the
+  recorded log-probability as the old policy; PPO updates every `batch_size` rewards.
+  Trials sampled before an update and finished after it thus get the correct importance
+  ratio, whichever worker finishes first (the paper's asynchronous work queue).
+* Never returns IDLE: sampling does not wait for an update (keras-tuner workers spin
+  without sleeping on IDLE, reference.md §4), it uses the current policy.
+* Duplicate architectures are allowed. PPO must see on-policy samples; rejecting repeats
+  (as keras-tuner's random sampling does) would bias the ratio.
+
+Rewards that are not fed to PPO (documented rule): a trial whose score is None, NaN or
+infinite is marked INVALID by `score_trial` (keras-tuner then retries it up to
+`max_retries_per_trial` times, with the same architecture and the same recorded
+log-probability), and a trial that ends FAILED is dropped. Neither reaches PPO, so a
+crashed child cannot drag the baseline down or be reinforced against; they are counted
+in `num_skipped`.
+
+Persistence: `oracle.json` (JSON only) holds keras-tuner's state plus this oracle's
+(space, PPO statistics and buffer, pending trials, sample counter). The controller and
+Adam weights are in `<project_dir>/controller.weights.npz`, written atomically whenever
+they changed (after each PPO update, and once at start), *before* oracle.json, together
+with a copy of the JSON state of that moment. `reload()` (keras-tuner calls it when a
+tuner is created with `overwrite=False`) restores both, then repairs the two windows a
+kill can leave open:
+
+* killed after the weights were written but before oracle.json: the weights file's copy
+  of the state is newer (more PPO updates) and is used;
+* killed after keras-tuner recorded a trial's end but before its reward reached PPO: the
+  trial has ended (in `end_order`) and is still pending, so its reward is fed now; and
+  keras-tuner, which re-queues every trial listed as ongoing in oracle.json, is stopped
+  from re-running such an already-ended trial.
+
+Sampling noise comes from a generator seeded by (oracle seed, number of samples handed
+out), and drawn-but-unused samples are part of the state, so a resumed search draws
+exactly what the uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from typing import Any
+
+import keras_tuner
+import numpy as np
+from keras_tuner.oracles import RandomSearchOracle
+
+from tuner.controller import Controller, _atomic_savez
+from tuner.ppo import DEFAULT_CLIP, DEFAULT_EPOCHS, PPO
+from tuner.space import SearchSpace
+
+TrialStatus = keras_tuner.engine.trial.TrialStatus
+
+WEIGHTS_FILE = "controller.weights.npz"
+STATE_KEY = "ppo_oracle"
+SPACE_KEY = "search_space"
+
+# The paper trains 20,000 children (App. A.3).
+DEFAULT_MAX_TRIALS = 20000
+
+
+def _default_objective(objective):
+    return keras_tuner.Objective("val_accuracy", "max") if objective is None else objective
+
+
+def _check_space(search_space) -> SearchSpace:
+    if not isinstance(search_space, SearchSpace):
+        raise ValueError(f"`search_space` must be a tuner.space.SearchSpace. Received: {type(search_space).__name__}")
+    return search_space
+
+
+def _check_stored_space(search_space: SearchSpace, stored: dict, where: str) -> None:
+    if stored != search_space.to_dict():
+        raise ValueError(
+            f"{where} was written for search space {stored}, but this oracle searches "
+            f"{search_space.to_dict()}. Resume with the same space, or start a new project "
+            "(overwrite=True or another project name)"
+        )
+
+
+class PPOOracle(keras_tuner.Oracle):
+    """The paper's search strategy: an LSTM controller trained with PPO (App. A.2-A.3).
+
+    Args:
+        search_space: the `SearchSpace` whose decisions the controller samples.
+        objective: what to maximise (default `Objective("val_accuracy", "max")`). With a
+            "min" objective the reward is the negated score.
+        max_trials: children to sample in total (paper: 20,000). At the limit
+            `populate_space` answers STOPPED.
+        seed: seeds the controller's initial weights and the sampling noise.
+        learning_rate, entropy_weight, baseline_decay, batch_size: paper values
+            (0.00035, 0.00001, 0.95, 20); clip, epochs: see `tuner.ppo.PPO`.
+        units: controller LSTM size (paper: 100).
+        **kwargs: passed to `keras_tuner.Oracle`, e.g. `max_retries_per_trial`,
+            `max_consecutive_failed_trials`.
+    """
+
+    def __init__(
+        self,
+        search_space: SearchSpace,
+        objective=None,
+        max_trials: int | None = DEFAULT_MAX_TRIALS,
+        seed: int | None = None,
+        learning_rate: float = 0.00035,
+        entropy_weight: float = 0.00001,
+        baseline_decay: float = 0.95,
+        batch_size: int = 20,
+        clip: float = DEFAULT_CLIP,
+        epochs: int = DEFAULT_EPOCHS,
+        units: int = 100,
+        **kwargs,
+    ):
+        self.search_space = _check_space(search_space)
+        if "hyperparameters" in kwargs:
+            raise ValueError(
+                "PPOOracle builds its hyperparameters from `search_space`; do not pass `hyperparameters`. "
+                f"Received: hyperparameters={kwargs['hyperparameters']!r}"
+            )
+        super().__init__(
+            objective=_default_objective(objective),
+            max_trials=max_trials,
+            hyperparameters=search_space.hyperparameters(),
+            seed=seed,
+            **kwargs,
+        )
+        # numpy generators need a non-negative seed; keras-tuner accepts any int.
+        self.controller = Controller(search_space.sizes, units=units, seed=abs(int(self.seed)))
+        self.ppo = PPO(
+            self.controller,
+            learning_rate=learning_rate,
+            entropy_weight=entropy_weight,
+            baseline_decay=baseline_decay,
+            batch_size=batch_size,
+            clip=clip,
+            epochs=epochs,
+        )
+        # trial_id -> {"indices": [...], "log_prob": float, "num_updates": policy version}
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.num_sampled = 0
+        # Architectures drawn from the current policy and not yet handed out (see `_draw`).
+        self.queue: list[dict[str, Any]] = []
+        self.queue_version = 0
+        self.num_skipped = 0
+        self._weights_version: int | None = None  # PPO update count of the weights on disk
+
+    # --- sampling and rewards ------------------------------------------------------------
+    def _draw(self) -> dict[str, Any]:
+        """The next architecture from the current policy.
+
+        Drawn `batch_size` at a time (one LSTM pass costs about as much as a single draw,
+        and under CPU contention each TF call costs milliseconds), and the rest thrown away
+        as soon as PPO updates, so every trial still gets a sample of the policy that is
+        current when it starts, with that policy's log-probability.
+        """
+        if not self.queue or self.queue_version != self.ppo.num_updates:
+            rng = np.random.default_rng([abs(int(self.seed)), self.num_sampled])
+            decisions, log_probs = self.controller.sample(self.ppo.batch_size, rng=rng)
+            self.queue = [
+                {"indices": [int(x) for x in row], "log_prob": float(lp)} for row, lp in zip(decisions, log_probs)
+            ]
+            self.queue_version = self.ppo.num_updates
+        self.num_sampled += 1
+        return self.queue.pop(0)
+
+    def populate_space(self, trial_id):
+        if self.max_trials and len(self.trials) >= self.max_trials:
+            return {"status": TrialStatus.STOPPED, "values": None}
+        sample = self._draw()
+        self.pending[trial_id] = {**sample, "num_updates": self.ppo.num_updates}
+        return {"status": TrialStatus.RUNNING, "values": self.search_space.from_indices(sample["indices"])}
+
+    def score_trial(self, trial):
+        """keras-tuner's score, with a missing, None or infinite score turned into NaN.
+
+        keras-tuner marks a NaN score INVALID (retried, then FAILED) but crashes on None
+        (`np.isnan(None)`) and would accept infinity, which would wreck the PPO baseline.
+        """
+        try:
+            super().score_trial(trial)
+        except ValueError:  # the objective was never reported for this trial
+            trial.score, trial.best_step = None, None
+        if trial.score is None or not math.isfinite(float(trial.score)):
+            trial.score = float("nan")
+
+    def _reward(self, score: float) -> float:
+        return float(score) if self.objective.direction == "max" else -float(score)
+
+    def _settle(self, trial) -> None:
+        """Feed a finished trial's reward to PPO, or drop it; leave it pending if it will be retried."""
+        record = self.pending.get(trial.trial_id)
+        if record is None:
+            return
+        if trial.status == TrialStatus.COMPLETED and trial.score is not None and math.isfinite(trial.score):
+            del self.pending[trial.trial_id]
+            self.ppo.observe(record["indices"], record["log_prob"], self._reward(trial.score))
+        elif trial.status in (TrialStatus.FAILED, TrialStatus.COMPLETED):
+            del self.pending[trial.trial_id]
+            self.num_skipped += 1
+        # INVALID (queued for retry) or RUNNING: keep the record for when it ends.
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        super().end_trial(trial)  # scores, marks NaN INVALID, queues retries, saves
+        self._settle(self.trials[trial.trial_id])
+        self.save()
+
+    # --- state ---------------------------------------------------------------------------
+    def _strategy_state(self) -> dict[str, Any]:
+        return {
+            "search_space": self.search_space.to_dict(),
+            "controller": self.controller.get_config(),
+            "ppo": self.ppo.get_state(),
+            "pending": self.pending,
+            "num_sampled": self.num_sampled,
+            "queue": self.queue,
+            "queue_version": self.queue_version,
+            "num_skipped": self.num_skipped,
+            "weights_file": WEIGHTS_FILE,
+        }
+
+    def _set_strategy_state(self, state: dict[str, Any], where: str) -> None:
+        _check_stored_space(self.search_space, state["search_space"], where)
+        if state["controller"] != self.controller.get_config():
+            raise ValueError(
+                f"{where} was written for a controller {state['controller']}, but this oracle's controller is "
+                f"{self.controller.get_config()} (was `units` changed?)"
+            )
+        self.ppo.set_state(state["ppo"])
+        self.pending = {str(k): dict(v) for k, v in state["pending"].items()}
+        self.num_sampled = int(state["num_sampled"])
+        self.queue = [dict(entry) for entry in state["queue"]]
+        self.queue_version = int(state["queue_version"])
+        self.num_skipped = int(state["num_skipped"])
+
+    def get_state(self):
+        state = super().get_state()
+        state[STATE_KEY] = self._strategy_state()
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        if STATE_KEY not in state:
+            raise ValueError(
+                f"The oracle state has no {STATE_KEY!r} entry: the project was not written by a PPOOracle. "
+                "Resume it with the strategy that created it, or start a new project"
+            )
+        self._set_strategy_state(state[STATE_KEY], "oracle.json")
+
+    @property
+    def weights_path(self) -> str:
+        return os.path.join(self._project_dir, WEIGHTS_FILE)
+
+    def save(self):
+        path = self.weights_path
+        if self._weights_version != self.ppo.num_updates or not os.path.exists(path):
+            arrays = {f"controller/{i}": w for i, w in enumerate(self.controller.get_weights())}
+            arrays.update({f"optimizer/{i}": w for i, w in enumerate(self.ppo.optimizer.get_weights())})
+            arrays["state"] = np.array(json.dumps(self._strategy_state()))
+            _atomic_savez(path, arrays)
+            self._weights_version = self.ppo.num_updates
+        super().save()
+
+    def reload(self):
+        super().reload()  # trials from trial.json files, then oracle.json -> set_state
+        path = self.weights_path
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"Cannot resume the PPO search: {path} (controller and optimizer weights) is missing while "
+                f"{self._get_oracle_fname()} exists. Restore the file, or start a new project"
+            )
+        with np.load(path) as data:
+            controller = [data[f"controller/{i}"] for i in range(len(self.controller.trainable_variables))]
+            optimizer = [data[f"optimizer/{i}"] for i in range(len(self.ppo.optimizer.get_weights()))]
+            disk_state = json.loads(str(data["state"]))
+        disk_updates = disk_state["ppo"]["num_updates"]
+        if disk_updates > self.ppo.num_updates:
+            # Killed between writing the weights and oracle.json: the weights' state is newer.
+            self._set_strategy_state(disk_state, path)
+        elif disk_updates < self.ppo.num_updates:
+            raise RuntimeError(
+                f"{path} holds the controller after {disk_updates} PPO updates but oracle.json records "
+                f"{self.ppo.num_updates}; the weights file is stale (was it replaced?)"
+            )
+        self.controller.set_weights(controller)
+        self.ppo.optimizer.set_weights(optimizer)
+        self._weights_version = self.ppo.num_updates
+        if self._repair_after_kill():
+            self.save()
+
+    def _repair_after_kill(self) -> bool:
+        changed = False
+        ended = set(self.end_order)
+        # keras-tuner re-queues every trial oracle.json lists as ongoing, even one whose end
+        # it had already recorded (it saves before forgetting the trial): don't re-run it.
+        requeued = [t for t in self._retry_queue if t in ended and self.trials[t].status != TrialStatus.INVALID]
+        for trial_id in requeued:
+            self._retry_queue.remove(trial_id)
+            changed = True
+        for trial_id in list(self.pending):
+            if trial_id not in self.trials:
+                warnings.warn(f"Dropping the sampling record of unknown trial {trial_id!r}", stacklevel=2)
+                del self.pending[trial_id]
+                changed = True
+            elif trial_id in ended and trial_id not in self._retry_queue:
+                self._settle(self.trials[trial_id])  # ended, but its reward never reached PPO
+                changed = True
+        return changed
+
+
+class NASRandomOracle(RandomSearchOracle):
+    """The paper's baseline: every decision drawn uniformly (Sec. 4.4, Fig. 6).
+
+    keras-tuner's `RandomSearchOracle` over `search_space.hyperparameters()`: each
+    `Choice` is sampled by `hp.random_sample`, uniformly over its values. This subclass
+    only gives it the same constructor as `PPOOracle` and stores the space in its state, so
+    a project cannot be resumed with a different space. (keras-tuner skips exact
+    repeats of earlier architectures, which in a space of ~1e30 points changes nothing.)
+    """
+
+    def __init__(self, search_space: SearchSpace, objective=None, max_trials: int | None = DEFAULT_MAX_TRIALS,
+                 seed: int | None = None, **kwargs):
+        self.search_space = _check_space(search_space)
+        if "hyperparameters" in kwargs:
+            raise ValueError(
+                "NASRandomOracle builds its hyperparameters from `search_space`; do not pass `hyperparameters`. "
+                f"Received: hyperparameters={kwargs['hyperparameters']!r}"
+            )
+        super().__init__(
+            objective=_default_objective(objective),
+            max_trials=max_trials,
+            seed=seed,
+            hyperparameters=search_space.hyperparameters(),
+            **kwargs,
+        )
+
+    def get_state(self):
+        state = super().get_state()
+        state[SPACE_KEY] = self.search_space.to_dict()
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        if SPACE_KEY in state:
+            _check_stored_space(self.search_space, state[SPACE_KEY], "oracle.json")
+
+
+STRATEGIES = {"ppo": PPOOracle, "random": NASRandomOracle}
+_PPO_ONLY = ("learning_rate", "entropy_weight", "baseline_decay", "batch_size", "clip", "epochs", "units")
+
+
+def make_oracle(strategy: str, search_space: SearchSpace, **kwargs) -> keras_tuner.Oracle:
+    """Build the oracle of a search strategy: "ppo" (the paper's) or "random" (its baseline).
+
+    Options given as None are left at their defaults, so a command line can pass its
+    optional arguments through unchanged. PPO options given a value with strategy
+    "random" are an error rather than silently ignored.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Unknown search strategy {strategy!r}. Accepted: {', '.join(STRATEGIES)}")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    if strategy == "random":
+        ignored = [k for k in _PPO_ONLY if k in kwargs]
+        if ignored:
+            raise ValueError(
+                f"Options {ignored} configure the PPO controller and mean nothing for strategy 'random'. "
+                f"Received: {', '.join(f'{k}={kwargs[k]!r}' for k in ignored)}"
+            )
+    return STRATEGIES[strategy](search_space, **kwargs)
