@@ -31,13 +31,16 @@ class FactorizedReduction(layers.Layer):
     """Halve H and W without losing half the pixels: two offset 1x1 convs, concatenated.
 
     ReLU -> [1x1 conv on x[::2, ::2] | 1x1 conv on x shifted by one pixel, [::2, ::2]] -> BN.
-    (keras.applications writes the stride-2 sampling as a 1x1 average pool; identical.)
+    The stride-2 sampling is a 1x1 average pool, as in keras.applications: on CPU it is
+    faster than a strided slice.
     """
 
     def __init__(self, filters: int, tag: str, bn: BNConfig, **kwargs):
         super().__init__(name=f"adjust_reduction_{tag}", **kwargs)
         self.filters = filters
         half = filters // 2
+        self.sample_1 = layers.AveragePooling2D(1, strides=2, padding="valid", name=f"adjust_avg_pool_1_{tag}")
+        self.sample_2 = layers.AveragePooling2D(1, strides=2, padding="valid", name=f"adjust_avg_pool_2_{tag}")
         self.conv_1 = bn.conv(half, 1, name=f"adjust_conv_1_{tag}")
         self.conv_2 = bn.conv(filters - half, 1, name=f"adjust_conv_2_{tag}")
         self.norm = bn.batch_norm(f"adjust_bn_{tag}")
@@ -50,9 +53,9 @@ class FactorizedReduction(layers.Layer):
 
     def call(self, x, training=None):
         x = keras.ops.relu(x)
-        path_1 = self.conv_1(x[:, ::2, ::2, :])
+        path_1 = self.conv_1(self.sample_1(x))
         shifted = keras.ops.pad(x[:, 1:, 1:, :], ((0, 0), (0, 1), (0, 1), (0, 0)))
-        path_2 = self.conv_2(shifted[:, ::2, ::2, :])
+        path_2 = self.conv_2(self.sample_2(shifted))
         return self.norm(keras.ops.concatenate([path_1, path_2], axis=-1), training=training)
 
     def compute_output_shape(self, input_shape):

@@ -62,12 +62,13 @@ class BNConfig:
             name=name,
         )
 
-    def separable_conv(self, filters: int, kernel_size: int, name: str, strides=1) -> layers.SeparableConv2D:
+    def separable_conv(self, filters: int, kernel_size: int, name: str, strides=1,
+                       padding="same") -> layers.SeparableConv2D:
         return layers.SeparableConv2D(
             filters,
             kernel_size,
             strides=strides,
-            padding="same",
+            padding=padding,
             use_bias=False,
             depthwise_regularizer=self.regularizer(),
             pointwise_regularizer=self.regularizer(),
@@ -122,20 +123,24 @@ class SeparableConvOp(CellOp):
         super().__init__(filters, strides, tag, bn, **kwargs)
         self.kernel_size = kernel_size
         k = kernel_size
-        self.sep_1 = bn.separable_conv(filters, k, strides=strides, name=f"separable_conv_1_{tag}")
+        self.sep_1 = bn.separable_conv(filters, k, strides=strides, name=f"separable_conv_1_{tag}",
+                                       padding="valid" if strides > 1 else "same")
         self.bn_1 = bn.batch_norm(f"separable_conv_1_bn_{tag}")
         self.sep_2 = bn.separable_conv(filters, k, name=f"separable_conv_2_{tag}")
         self.bn_2 = bn.batch_norm(f"separable_conv_2_bn_{tag}")
 
     def build(self, input_shape):
         out = self.compute_output_shape(input_shape)
-        self.sep_1.build(input_shape)
+        self.sep_1.build(padded_shape(input_shape, self.kernel_size) if self.strides > 1 else input_shape)
         self.bn_1.build(out)
         self.sep_2.build(out)
         self.bn_2.build(out)
 
     def call(self, x, training=None):
-        x = self.bn_1(self.sep_1(keras.ops.relu(x)), training=training)
+        x = keras.ops.relu(x)
+        if self.strides > 1:
+            x = pad_for_stride(x, self.kernel_size)
+        x = self.bn_1(self.sep_1(x), training=training)
         return self.bn_2(self.sep_2(keras.ops.relu(x)), training=training)
 
 
@@ -185,6 +190,25 @@ def _dynamic_correct_pad(x, kernel_size: int):
     return tf.pad(x, paddings)
 
 
+def padded_shape(shape, kernel_size: int) -> tuple:
+    """The shape `pad_for_stride` produces (None stays None)."""
+    (top, bottom), (left, right) = correct_pad(shape, kernel_size)
+    grow = lambda size, extra: None if size is None else size + extra  # noqa: E731
+    return (shape[0], grow(shape[1], top + bottom), grow(shape[2], left + right)) + tuple(shape[3:])
+
+
+def pad_for_stride(x, kernel_size: int):
+    """Zero-pad so that a stride-2 'valid' window is placed like TF's 'SAME' one.
+
+    keras.applications writes every strided NASNet op this way (ZeroPadding2D with
+    `correct_pad`, then 'valid'); for pooling it changes the numbers (zeros enter the
+    window), for convolutions it is equal to 'SAME' but measured faster on CPU (oneDNN).
+    """
+    if x.shape[1] is None or x.shape[2] is None:
+        return _dynamic_correct_pad(x, kernel_size)
+    return keras.ops.pad(x, ((0, 0),) + correct_pad(x.shape, kernel_size) + ((0, 0),))
+
+
 class PoolOp(CellOp):
     """Average or max pooling; zero-pad + 'valid' when strided (keras.applications), then a
     1x1 conv + BN (no ReLU, as TF-slim) when the input channels differ from `filters`."""
@@ -197,11 +221,6 @@ class PoolOp(CellOp):
         padding = "valid" if strides > 1 else "same"
         self.pool = pool_cls(pool_size, strides=strides, padding=padding, name=tag + "_pool")
 
-    def _pad(self, x):
-        if x.shape[1] is None or x.shape[2] is None:
-            return _dynamic_correct_pad(x, self.pool_size)
-        return keras.ops.pad(x, ((0, 0),) + correct_pad(x.shape, self.pool_size) + ((0, 0),))
-
     def build(self, input_shape):
         self.project = input_shape[-1] != self.filters
         if self.project:
@@ -213,7 +232,7 @@ class PoolOp(CellOp):
 
     def call(self, x, training=None):
         if self.strides > 1:
-            x = self._pad(x)
+            x = pad_for_stride(x, self.pool_size)
         x = self.pool(x)
         if self.project:
             x = self.norm(self.conv(x), training=training)
