@@ -156,3 +156,18 @@ def test_cifar_bad_input(kwargs, message):
 def test_unknown_variant():
     with pytest.raises(ValueError, match=r"Unknown variant 'huge'. Named variants: mobile, 5@1538"):
         variants.build("huge")
+
+
+def test_mixed_precision_forward_backward():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = nasnet_keras.NASNetCIFAR(input_shape=(16, 16, 3), num_blocks=1, filters=4, classes=3,
+                                         drop_path_keep_prob=0.7, aux_head=True)
+        for layer in nasnet_keras.drop_path.drop_path_layers(model):
+            layer.progress.assign(1.0)
+        x = np.random.default_rng(0).normal(size=(4, 16, 16, 3)).astype("float32")
+        outputs = _forward_backward(model, x, np.array([0, 1, 2, 0]))
+        assert outputs[0].dtype == "float16"
+        assert all(v.dtype == "float32" for v in model.trainable_variables)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
