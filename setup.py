@@ -21,8 +21,16 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]~=2.20.0"],
-        "detection": ["tf-models-official==2.20.0", "tensorflow-hub"],
-        "test": ["pytest", "scikit-image", "tensorflow-serving-api"],
+        # The tf_keras side (hub.KerasLayer fine-tuning, Model Garden) lives only here.
+        "hub": ["tensorflow-hub>=0.16", "tf-keras~=2.20.0"],
+        "detection": ["tf-models-official==2.20.0", "tensorflow-hub>=0.16", "tf-keras~=2.20.0"],
+        "test": [
+            "pytest",
+            "scikit-image",
+            "tensorflow-serving-api~=2.20.0",
+            "tensorflow-hub>=0.16",
+            "tf-keras~=2.20.0",
+        ],
     },
     entry_points={"console_scripts": ["nasnet=nasnet_keras.cli:main"]},
 )
