@@ -26,7 +26,10 @@ from nasnet_keras.data.sources import parse_split
 from nasnet_keras.training.augment import central_crop, cutout, inception_crop, to_unit_range
 from nasnet_keras.training.recipes import CifarRecipe, ImageNetRecipe, Recipe
 
-SHUFFLE_BUFFER = 10_000
+SHUFFLE_BUFFER = 10_000  # small images: about the whole of CIFAR's training split, ~30 MB
+# ImageNet examples are shuffled while still full-size decoded images (~0.4 MB each), so
+# the buffer is smaller; TFDS stores the prepared examples in shuffled order already.
+LARGE_IMAGE_SHUFFLE_BUFFER = 1_024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +69,7 @@ def _split_size(spec, recipe: Recipe, field: str) -> int:
         ) from None
     size = len(range(*part.indices(spec.splits[base])))
     if size == 0:
-        raise ValueError(f"Split {split!r} of dataset {spec.name!r} is empty")
+        raise ValueError(f"The {recipe.name!r} recipe {verb} split {split!r} of dataset {spec.name!r}, which is empty")
     return size
 
 
@@ -121,6 +124,16 @@ def plan_data(
     )
 
 
+def load_splits(plan: DataPlan) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The raw (uint8 image, label) training and evaluation examples.
+
+    Called before anything is built or written, so missing data (ImageNet without its
+    manual download, say) is reported with `nasnet_keras.data`'s how-to-get-it message
+    while the run directory is still untouched.
+    """
+    return _load(plan, plan.train_split), _load(plan, plan.eval_split)
+
+
 def _load(plan: DataPlan, split: str) -> tf.data.Dataset:
     ds = data.load(plan.dataset, split, plan.data_dir, manual_dir=plan.manual_dir)
     if plan.input_shape[2] == 3 and plan.source_channels == 1:
@@ -138,9 +151,10 @@ def _targets(num_classes: int, output_names: list[str]):
     return targets
 
 
-def training_data(plan: DataPlan, recipe: Recipe, output_names: list[str], seed: int) -> tf.data.Dataset:
-    """An endless stream of augmented training batches (full batches only)."""
-    ds = _load(plan, plan.train_split)
+def training_data(examples: tf.data.Dataset, plan: DataPlan, recipe: Recipe, output_names: list[str],
+                  seed: int) -> tf.data.Dataset:
+    """An endless stream of augmented training batches (full batches only) from `load_splits`' examples."""
+    ds = examples
     size = plan.input_shape[:2]
     autotune = tf.data.AUTOTUNE
     if isinstance(recipe, ImageNetRecipe):
@@ -158,7 +172,7 @@ def training_data(plan: DataPlan, recipe: Recipe, output_names: list[str], seed:
                 image = tf.image.random_flip_left_right(image, seed=seed)
             return to_unit_range(image), label
 
-        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True).repeat()
+        ds = ds.shuffle(LARGE_IMAGE_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True).repeat()
         ds = ds.map(augment, num_parallel_calls=autotune).batch(recipe.batch_size, drop_remainder=True)
     else:
         pad = recipe.pad if isinstance(recipe, CifarRecipe) else 0
@@ -173,9 +187,10 @@ def training_data(plan: DataPlan, recipe: Recipe, output_names: list[str], seed:
     return ds.map(_targets(plan.num_classes, output_names), num_parallel_calls=autotune).prefetch(autotune)
 
 
-def evaluation_data(plan: DataPlan, recipe: Recipe, output_names: list[str], batch_size: int | None = None):
-    """The evaluation split, preprocessed as the recipe evaluates (no randomness), every example once."""
-    ds = _load(plan, plan.eval_split)
+def evaluation_data(examples: tf.data.Dataset, plan: DataPlan, recipe: Recipe, output_names: list[str],
+                    batch_size: int | None = None):
+    """The evaluation examples, preprocessed as the recipe evaluates (no randomness), each once."""
+    ds = examples
     batch_size = batch_size or recipe.batch_size
     size = plan.input_shape[:2]
     autotune = tf.data.AUTOTUNE

@@ -41,11 +41,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 import warnings
 from typing import Any, ClassVar
 
 import keras
+
+
+def top5_accuracy(y_true, y_pred):
+    """Top-5 accuracy that also takes float16 predictions (mixed precision).
+
+    Keras' `TopKCategoricalAccuracy` hands float16 predictions to `tf.math.in_top_k`,
+    which accepts float32 only (Keras 3.15), so the ImageNet recipe under
+    --mixed-precision would fail at its first step without this cast.
+    """
+    return keras.metrics.top_k_categorical_accuracy(y_true, keras.ops.cast(y_pred, "float32"), k=5)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -166,7 +177,7 @@ class Recipe:
         """Accuracy (and top-5 where the recipe reports it) on the main classifier only."""
         metrics = ["accuracy"]
         if self.report_top5:
-            metrics.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5"))
+            metrics.append(keras.metrics.MeanMetricWrapper(top5_accuracy, name="top5"))
         return metrics if len(output_names) == 1 else {"predictions": metrics}
 
     def check_ema_horizon(self, total_steps: int) -> None:
@@ -175,9 +186,9 @@ class Recipe:
             return
         # The initial weights keep a share momentum**steps of the average.
         if total_steps * -math.log(self.ema_momentum) < 3.0:  # share > 5%
-            horizon = math.ceil(3.0 / -math.log(self.ema_momentum))
+            horizon = round(1.0 / (1.0 - self.ema_momentum))
             warnings.warn(
-                f"ema_momentum={self.ema_momentum} averages over ~{horizon} steps but this run has only "
+                f"ema_momentum={self.ema_momentum} averages over the last ~{horizon} steps but this run has only "
                 f"{total_steps}: the evaluated (EMA) weights will still be close to the initial ones. "
                 "Lower ema_momentum for short runs (e.g. --set ema_momentum=0.99), or train longer",
                 stacklevel=2,
@@ -312,7 +323,11 @@ def default_recipe_name(variant_name: str, skeleton: str) -> str:
 
 
 def get_recipe(recipe: str | Recipe, **overrides) -> Recipe:
-    """A named recipe (or a Recipe) with `overrides` applied; unknown names and fields are errors."""
+    """A named recipe (or a Recipe) with `overrides` applied; unknown names and fields are errors.
+
+    Override values may be given as text (from the command line): they are converted to
+    the field's type, "none" giving None where a field accepts it.
+    """
     if isinstance(recipe, Recipe):
         base = recipe
     elif isinstance(recipe, str) and recipe in RECIPES:
@@ -327,34 +342,31 @@ def get_recipe(recipe: str | Recipe, **overrides) -> Recipe:
         raise ValueError(
             f"Unknown field(s) {unknown} for the {base.name!r} recipe. Fields: {', '.join(sorted(fields))}"
         )
-    return dataclasses.replace(base, **overrides)
-
-
-def parse_overrides(items: list[str], recipe: str | Recipe) -> dict[str, Any]:
-    """`["epochs=10", "ema_momentum=none"]` -> typed values for `get_recipe` (the CLI's --set)."""
-    base = get_recipe(recipe)
     types = typing.get_type_hints(type(base))
-    fields = {f.name for f in dataclasses.fields(base)}
-    parsed: dict[str, Any] = {}
+    typed = {key: _convert(key, value, types[key]) if isinstance(value, str) else value
+             for key, value in overrides.items()}
+    return dataclasses.replace(base, **typed)
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """`["epochs=10", "ema-momentum=none"]` -> `{"epochs": "10", "ema_momentum": "none"}` (the CLI's --set)."""
+    parsed: dict[str, str] = {}
     for item in items:
         key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in fields:
-            raise ValueError(
-                f"--set expects FIELD=VALUE with a field of the {base.name!r} recipe. Received: {item!r}. "
-                f"Fields: {', '.join(sorted(fields))}"
-            )
-        parsed[key] = _convert(key, text.strip(), types[key])
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects FIELD=VALUE (e.g. epochs=20). Received: {item!r}")
+        parsed[key.strip().replace("-", "_")] = text.strip()
     return parsed
 
 
 def _convert(key: str, text: str, annotation) -> Any:
-    args = typing.get_args(annotation)
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    args = typing.get_args(annotation) if is_union else (annotation,)
     optional = type(None) in args
     if optional and text.lower() in ("none", "null", ""):
         return None
-    kinds = [a for a in args if a is not type(None)] or [annotation]
-    kind = typing.get_origin(kinds[0]) or kinds[0]
+    kind = next(a for a in args if a is not type(None))
+    kind = typing.get_origin(kind) or kind
     try:
         if kind is bool:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -368,7 +380,7 @@ def _convert(key: str, text: str, annotation) -> Any:
             return tuple(float(v) for v in text.strip("()[] ").split(","))
         return text
     except ValueError:
+        kind_name = getattr(kind, "__name__", str(kind))
         raise ValueError(
-            f"--set {key}={text!r}: expected a value of type {annotation}"
-            + (" or 'none'" if optional else "")
+            f"Recipe field {key}={text!r}: expected a {kind_name}" + (" or 'none'" if optional else "")
         ) from None
