@@ -16,6 +16,7 @@ setup(
         "keras>=3.10,<4",
         "keras-tuner==1.4.*",
         "tensorflow-datasets",
+        "importlib_resources",  # TFDS' imagenet2012 builder imports it without declaring it
         "h5py",
         "matplotlib",
     ],

@@ -86,8 +86,9 @@ def _classifier(x, img_input, input_tensor, include_top, pooling, classes, class
         _keras_imagenet_utils.validate_activation(classifier_activation, weights)
         if dropout:
             x = layers.Dropout(dropout, name="dropout")(x)
+        # float32 even under a mixed policy: softmax in float16 loses too much precision.
         x = layers.Dense(classes, activation=classifier_activation, kernel_regularizer=bn.regularizer(),
-                         name="predictions")(x)
+                         dtype="float32", name="predictions")(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":

@@ -197,4 +197,4 @@ def aux_head(x, classes: int, activation, bn: BNConfig, name: str = "aux"):
     x = layers.Activation("relu", name=f"{name}_relu_2")(x)
     x = layers.Flatten(name=f"{name}_flatten")(x)
     return layers.Dense(classes, activation=activation, kernel_regularizer=bn.regularizer(),
-                        name=f"{name}_predictions")(x)
+                        dtype="float32", name=f"{name}_predictions")(x)
