@@ -1,0 +1,213 @@
+"""`load` and `info`: one dataset name, several routes to its images, one clear failure.
+
+Routes are tried in order and the first that works wins:
+
+1. Local IDX files (MNIST family only) in `data_dir` if given, else in the directory
+   named by the environment variable `NASNET_KERAS_DATA_DIR`, then in the directory a
+   distribution package installs (`/usr/share/datasets/fashion-mnist` for Debian's
+   `dataset-fashion-mnist`). An explicit `data_dir` is honoured alone, so a caller who
+   names a directory never silently gets data from elsewhere.
+2. TensorFlow Datasets (`tfds.load`) with the same `data_dir` (or the environment
+   variable, or TFDS' own default), downloading when `download=True`. ImageNet needs its
+   archives in a `manual_dir`.
+
+When every route fails the caller gets one `DatasetNotFoundError` (both a
+`FileNotFoundError` and a `ValueError`, so command lines print it cleanly) that lists each
+route with the reason it failed and how to get the data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from nasnet_keras.data import idx
+from nasnet_keras.data.catalog import DatasetInfo, DatasetSpec, get_spec
+
+DATA_DIR_ENV = "NASNET_KERAS_DATA_DIR"
+
+
+class DatasetNotFoundError(FileNotFoundError, ValueError):
+    """No route could provide the requested data; the message lists every route tried."""
+
+
+# ---------------------------------------------------------------------------- split specs
+_SPLIT_RE = re.compile(r"^(?P<base>[a-z]+)(?:\[(?P<start>-?\d+%?)?:(?P<stop>-?\d+%?)?\])?$")
+
+
+def parse_split(split: str, spec: DatasetSpec) -> tuple[str, slice]:
+    """`"train"`, `"train[:500]"`, `"train[100:600]"` or `"test[:10%]"` -> (base split, slice).
+
+    The same TFDS-style syntax is accepted by every route so tiny runs can read a few
+    hundred images without materialising the whole split.
+    """
+    match = _SPLIT_RE.match(split) if isinstance(split, str) else None
+    if match is None:
+        raise ValueError(
+            f"Invalid split {split!r} for dataset {spec.name!r}. Accepted: a split name "
+            f"({', '.join(spec.splits)}) optionally sliced like 'train[:500]' or 'train[10%:20%]'"
+        )
+    base = match["base"]
+    if base not in spec.splits:
+        raise ValueError(f"Dataset {spec.name!r} has no split {base!r}. Splits: {', '.join(spec.splits)}")
+    size = spec.splits[base]
+
+    def bound(text):
+        if text is None:
+            return None
+        if text.endswith("%"):
+            return int(round(size * int(text[:-1]) / 100))
+        return int(text)
+
+    return base, slice(bound(match["start"]), bound(match["stop"]))
+
+
+# ----------------------------------------------------------------------------- the routes
+def _idx_search_dirs(spec: DatasetSpec, data_dir: str | None) -> list[str]:
+    if data_dir is not None:
+        return [os.fspath(data_dir)]
+    dirs = []
+    if os.environ.get(DATA_DIR_ENV):
+        dirs.append(os.environ[DATA_DIR_ENV])
+    if spec.system_dir:
+        dirs.append(spec.system_dir)
+    return dirs
+
+
+def _load_idx(spec: DatasetSpec, directory: str, base: str, part: slice):
+    candidates = [directory] + [os.path.join(directory, sub) for sub in spec.idx_dirs]
+    for candidate in candidates:
+        if idx.find_idx_pair(candidate, base) is not None:
+            images, labels = idx.load_idx_split(candidate, base)
+            return _from_arrays(images[part], labels[part])
+    prefix = idx.SPLIT_PREFIXES[base]
+    raise FileNotFoundError(
+        f"no {prefix}-images-idx3-ubyte[.gz] + {prefix}-labels-idx1-ubyte[.gz] in "
+        + " or ".join(candidates)
+    )
+
+
+def _from_arrays(images: np.ndarray, labels: np.ndarray):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((np.ascontiguousarray(images), labels.astype(np.int64)))
+
+
+def _tfds_data_dir(data_dir: str | None) -> str | None:
+    if data_dir is not None:
+        return os.fspath(data_dir)
+    return os.environ.get(DATA_DIR_ENV) or None
+
+
+def _load_tfds(spec: DatasetSpec, split: str, data_dir: str | None, download: bool, manual_dir: str | None):
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    kwargs = {}
+    if manual_dir is not None:
+        kwargs["download_and_prepare_kwargs"] = {
+            "download_config": tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir))
+        }
+    ds = tfds.load(
+        spec.tfds_name, split=split, data_dir=data_dir, download=download, as_supervised=True,
+        shuffle_files=False, **kwargs,
+    )
+    return ds.map(lambda image, label: (tf.cast(image, tf.uint8), tf.cast(label, tf.int64)))
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+def load(name: str, split: str, data_dir: str | None = None, *, download: bool = True,
+         manual_dir: str | None = None):
+    """Examples `(uint8 image HxWxC, int64 label)` of `split` of dataset `name`.
+
+    Args:
+        name: a catalog name (`nasnet_keras.data.CATALOG`): cifar10, cifar100, fashion_mnist,
+            mnist, imagenet2012.
+        split: a split name, optionally sliced TFDS-style (`"train[:1000]"`).
+        data_dir: where the data lives: a directory of IDX files (MNIST family) or a TFDS
+            data directory. Defaults to `$NASNET_KERAS_DATA_DIR`, then system locations.
+        download: let TFDS download missing data (needs internet).
+        manual_dir: directory holding manually downloaded archives (ImageNet).
+
+    The order is deterministic (files are not shuffled), which `search_split` relies on.
+    """
+    spec = get_spec(name)
+    base, part = parse_split(split, spec)
+    attempts: list[str] = []
+    if spec.idx_dirs:
+        for directory in _idx_search_dirs(spec, data_dir):
+            try:
+                return _load_idx(spec, directory, base, part)
+            except (OSError, ValueError) as error:
+                attempts.append(f"local IDX files in {directory}: {_short(error)}")
+    if spec.tfds_name:
+        tfds_dir = _tfds_data_dir(data_dir)
+        where = tfds_dir or "TFDS' default data_dir"
+        try:
+            return _load_tfds(spec, split, tfds_dir, download, manual_dir)
+        except Exception as error:  # TFDS raises many types (AssertionError, DownloadError, ...)
+            attempts.append(
+                f"TensorFlow Datasets '{spec.tfds_name}' in {where} (download={download}): {_short(error)}"
+            )
+    raise DatasetNotFoundError(_not_found_message(spec, split, data_dir, attempts))
+
+
+def _not_found_message(spec: DatasetSpec, split: str, data_dir, attempts: list[str]) -> str:
+    lines = [f"Dataset {spec.name!r} (split {split!r}) could not be loaded. Routes tried:"]
+    lines += [f"  {i}. {attempt}" for i, attempt in enumerate(attempts, 1)]
+    lines.append("How to get it:")
+    if spec.install_hint:
+        lines.append(f"  - {spec.install_hint}")
+    if spec.idx_dirs:
+        lines.append(
+            f"  - or put the four IDX files (train/t10k images and labels, .gz or not) in a directory "
+            f"and pass data_dir=DIR (--data-dir DIR) or set {DATA_DIR_ENV}=DIR"
+        )
+    if spec.manual_download:
+        lines.append(f"  - {spec.manual_download}")
+    if spec.tfds_name:
+        lines.append(
+            f"  - TensorFlow Datasets: on a machine with internet run "
+            f"tfds.load('{spec.tfds_name}', data_dir=DIR) (or `tfds build {spec.tfds_name} --data_dir DIR`), "
+            f"copy DIR here and pass data_dir=DIR; or allow download=True"
+        )
+    return "\n".join(lines)
+
+
+def info(name: str, data_dir: str | None = None) -> DatasetInfo:
+    """Classes, image shape, split sizes and class names of `name`, without reading images.
+
+    `data_dir` is accepted for symmetry with `load` (a future route may read sizes from
+    the files); today every answer comes from the catalog, so it works offline.
+    """
+    del data_dir
+    spec = get_spec(name)
+    return DatasetInfo(
+        name=spec.name,
+        num_classes=spec.num_classes,
+        image_shape=spec.image_shape,
+        splits=dict(spec.splits),
+        class_names=spec.class_names or _tfds_class_names(spec),
+    )
+
+
+def _tfds_class_names(spec: DatasetSpec) -> tuple[str, ...]:
+    # TFDS ships some label files with its code (ImageNet's WordNet ids); reading them
+    # needs no data and no network. Anything else falls back to the class indices.
+    names: tuple[str, ...] = ()
+    if spec.tfds_name:
+        try:
+            import tensorflow_datasets as tfds
+
+            names = tuple(tfds.builder(spec.tfds_name).info.features["label"].names)
+        except Exception:
+            names = ()
+    if len(names) != spec.num_classes or names == tuple(str(i) for i in range(spec.num_classes)):
+        return tuple(str(i) for i in range(spec.num_classes))
+    return names

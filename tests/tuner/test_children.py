@@ -1,0 +1,94 @@
+"""tuner.children: the paper's child recipe, and failures that end a trial, not a search.
+
+Children here are as small as the skeleton allows (B=2 cells, N=1, 4 filters, 16x16
+images, 128 real Fashion-MNIST training images, one epoch, eager): seconds each.
+"""
+
+import os
+
+import keras
+import keras_tuner
+import pytest
+import tensorflow as tf
+
+from nasnet_keras import data
+from nasnet_keras.genotype import Genotype
+from tuner import children
+from tuner.children import ChildConfig, ChildFailedError, train_child
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"),
+    reason="Fashion-MNIST IDX files missing: apt-get install dataset-fashion-mnist (make data)",
+)
+
+TINY = ChildConfig(classes=10, num_cells=1, filters=4, epochs=1, image_size=16, batch_size=64, run_eagerly=True)
+GENOTYPE = Genotype.from_blocks(
+    normal=[(0, 1, "sep_conv_3x3", "identity"), (2, 0, "avg_pool_3x3", "conv_1x1", "concat")],
+    reduction=[(0, 1, "max_pool_3x3", "sep_conv_5x5"), (2, 1, "identity", "conv_1x3_3x1")],
+    name="tiny",
+)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return data.search_split("fashion_mnist", validation_size=64, subset=128, seed=0)
+
+
+def test_defaults_are_the_papers_search_recipe():
+    config = ChildConfig()
+    assert (config.num_cells, config.epochs, config.momentum) == (2, 20, 0.9)  # App. A.6
+    assert config.weight_decay == 5e-4 and config.filters == 32  # TF-slim CIFAR
+    assert ChildConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match=r"`filters` must be an integer >= 2. Received: filters=1"):
+        ChildConfig(filters=1)
+    with pytest.raises(ValueError, match=r"image_size=4"):
+        ChildConfig(image_size=4)
+    with pytest.raises(ValueError, match=r"Unknown ChildConfig keys \['lr'\]"):
+        ChildConfig.from_dict({"lr": 0.1})
+
+
+def test_child_is_the_cifar_skeleton_with_sgd_cosine_and_weight_decay():
+    model = children.build_child(GENOTYPE, (16, 16, 1), TINY)
+    children.compile_child(model, TINY.replace(epochs=3), steps_per_epoch=7)
+    cells = [layer for layer in model.layers if "cell" in type(layer).__name__.lower()]
+    assert len(cells) == 5  # N=1: normal, reduction, normal, reduction, normal
+    assert isinstance(model.optimizer, keras.optimizers.SGD) and model.optimizer.momentum == 0.9
+    schedule = model.optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert schedule.decay_steps == 21 and schedule.alpha == 0.0  # one period over all steps
+    assert model.losses, "weight decay adds L2 penalties"
+    assert model.output_shape == (None, 10)
+
+
+def test_train_child_scores_on_the_held_out_split(split):
+    train, validation = split
+    result = train_child(GENOTYPE, train, validation, TINY, verbose=0)
+    assert result.genotype_id == GENOTYPE.id
+    assert 0.0 <= result.accuracy <= 1.0 and result.epochs == 1 and result.params > 1000
+    assert result.model is None  # released unless asked for
+    assert result.metrics() == {"val_accuracy": result.accuracy, "val_loss": result.loss,
+                                "params": float(result.params), "train_seconds": result.seconds}
+
+
+def test_a_diverging_child_fails_the_trial(split):
+    train, validation = split
+    with pytest.raises(ChildFailedError, match="diverged") as info:
+        train_child(GENOTYPE, train, validation, TINY.replace(learning_rate=1e30), verbose=0)
+    assert info.value.reason == "nan"
+    assert isinstance(info.value, keras_tuner.errors.FailedTrialError)  # FAILED, not retried
+
+
+def test_an_out_of_memory_child_fails_the_trial_and_releases_memory(split, monkeypatch):
+    train, validation = split
+    released = []
+    monkeypatch.setattr(children, "release_memory", lambda: released.append(1))
+
+    def fit(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape [64,96,16,16]")
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    with pytest.raises(ChildFailedError, match="ran out of memory") as info:
+        train_child(GENOTYPE, train, validation, TINY, verbose=0)
+    assert info.value.reason == "oom"
+    assert isinstance(info.value.__cause__, tf.errors.ResourceExhaustedError)
+    assert len(released) >= 2  # before the child, and after its failure

@@ -1,0 +1,196 @@
+"""`nasnet search`: architecture search from the command line.
+
+    nasnet search --dataset cifar10 --strategy ppo --max-trials 1000 --directory runs/c10
+    nasnet search --dataset fashion_mnist --strategy random --max-trials 12 --epochs 1 \\
+        --filters 8 --num-cells 1 --subset 500 --validation-size 200 --directory runs/fm
+    nasnet search ... --top-k 5 --final-epochs 60          # the paper's final stage
+    nasnet search ... --max-trials 0 --genotype a.json --final-epochs 60   # retrain given cells
+
+Defaults are the paper's search recipe (CIFAR skeleton with N = 2, 20 epochs, SGD with
+momentum and cosine decay, 5,000 held-out training images). Running the command again
+with the same `--directory` resumes the search (keras-tuner's `overwrite=False`); several
+strategies may share a directory and are then drawn together in `search_curve.png`.
+Distributed search uses keras-tuner's own environment variables (`KERASTUNER_TUNER_ID`,
+`KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`): start the same command once with a
+tuner id containing "chief" and once per worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+DEFAULT_DIRECTORY = os.path.join("runs", "search")
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "search",
+        help="search NASNet cells (PPO controller or random search) with keras-tuner",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = parser.add_argument_group("data (children train and are scored on the training split only)")
+    data.add_argument("--dataset", default="cifar10",
+                      help="dataset name (cifar10, cifar100, fashion_mnist, mnist, imagenet2012); default cifar10")
+    data.add_argument("--data-dir", default=None,
+                      help="directory with IDX files or a TFDS data_dir (default: $NASNET_KERAS_DATA_DIR, then "
+                           "system locations)")
+    data.add_argument("--no-download", action="store_true", help="never let TFDS download")
+    data.add_argument("--validation-size", type=int, default=5000,
+                      help="held-out training images that score children (paper: 5000)")
+    data.add_argument("--subset", type=int, default=None,
+                      help="train children on at most this many images (tiny proxy runs)")
+    data.add_argument("--image-size", type=int, default=None, help="resize images to this size (proxy runs)")
+
+    search = parser.add_argument_group("search")
+    search.add_argument("--strategy", default="ppo", help="ppo (the paper's controller) or random (its baseline)")
+    search.add_argument("--max-trials", type=int, default=100,
+                        help="children to sample in total, including earlier runs in --directory "
+                             "(paper: 20,000); default 100")
+    search.add_argument("--num-blocks", type=int, default=5, help="B, blocks per cell (paper: 5)")
+    search.add_argument("--seed", type=int, default=0, help="seeds the oracle and the held-out split")
+    search.add_argument("--max-failures", type=int, default=10,
+                        help="stop after this many consecutive failed children (NaN or out of memory)")
+    search.add_argument("--controller-batch", type=int, default=None,
+                        help="PPO: architectures per controller update (paper: 20)")
+    search.add_argument("--controller-lr", type=float, default=None, help="PPO: controller learning rate "
+                                                                           "(paper: 0.00035)")
+
+    child = parser.add_argument_group("children (the paper's recipe by default)")
+    child.add_argument("--epochs", type=int, default=20, help="epochs per child (paper: 20)")
+    child.add_argument("--filters", type=int, default=32, help="F, filters of the first stack's cells")
+    child.add_argument("--num-cells", type=int, default=2, help="N, Normal cells per stack (paper: 2)")
+    child.add_argument("--batch-size", type=int, default=32)
+    child.add_argument("--learning-rate", type=float, default=0.025, help="initial rate of the cosine decay")
+    child.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay (TF-slim convention)")
+    child.add_argument("--run-eagerly", choices=("auto", "yes", "no"), default="auto",
+                       help="eager execution for children; auto: for tiny children on CPU, where tracing "
+                            "costs more than training")
+    child.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras progress output")
+
+    output = parser.add_argument_group("output and the final stage")
+    output.add_argument("--directory", default=DEFAULT_DIRECTORY, help=f"where results go (default {DEFAULT_DIRECTORY})")
+    output.add_argument("--overwrite", action="store_true", help="discard this strategy's earlier results in "
+                                                                 "--directory instead of resuming")
+    output.add_argument("--top-k", type=int, default=0,
+                        help="retrain the K best unique architectures for --final-epochs and pick the best "
+                             "(the paper retrains its top 250)")
+    output.add_argument("--final-epochs", type=int, default=None, help="epochs of that retraining (default 3 x --epochs)")
+    output.add_argument("--genotype", action="append", default=[], metavar="FILE.json",
+                        help="also retrain this genotype (repeatable), e.g. NASNet-A or another run's best")
+    parser.set_defaults(func=run_search)
+    return parser
+
+
+def _positive(name: str, value, minimum: int = 1) -> None:
+    if value is not None and value < minimum:
+        raise ValueError(f"--{name} must be >= {minimum}. Received: {value}")
+
+
+def _load_genotypes(paths):
+    from nasnet_keras.genotype import Genotype
+
+    genotypes = []
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ValueError(f"--genotype {path}: no such file (expected a genotype JSON written by Genotype.save)")
+        try:
+            genotype = Genotype.load(path)
+        except ValueError as error:
+            raise ValueError(f"--genotype: invalid genotype JSON: {error}") from None
+        if genotype.name is None:
+            genotype = Genotype(genotype.normal, genotype.reduction, name=os.path.basename(path))
+        genotypes.append(genotype)
+    return genotypes
+
+
+def run_search(args) -> int:
+    """The `search` sub-command; returns the exit code (ValueErrors are printed by `nasnet`)."""
+    from tuner.oracles import STRATEGIES
+
+    if args.strategy not in STRATEGIES:
+        raise ValueError(f"Unknown --strategy {args.strategy!r}. Accepted: {', '.join(STRATEGIES)}")
+    _positive("max-trials", args.max_trials, 0)
+    _positive("max-failures", args.max_failures)
+    _positive("top-k", args.top_k, 0)
+    _positive("final-epochs", args.final_epochs)
+    extra = _load_genotypes(args.genotype)
+
+    from nasnet_keras import data
+    from tuner.children import ChildConfig
+    from tuner.oracles import make_oracle
+    from tuner.search import NASTuner, is_distributed_worker
+    from tuner.space import SearchSpace
+
+    info = data.info(args.dataset, args.data_dir)
+    config = ChildConfig(
+        classes=info.num_classes, num_cells=args.num_cells, filters=args.filters, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate, weight_decay=args.weight_decay,
+        image_size=args.image_size, run_eagerly={"auto": "auto", "yes": True, "no": False}[args.run_eagerly],
+    )
+    space = SearchSpace(num_blocks=args.num_blocks)
+    ppo_options = {}
+    if args.strategy == "ppo":
+        ppo_options = {"batch_size": args.controller_batch, "learning_rate": args.controller_lr}
+    elif args.controller_batch is not None or args.controller_lr is not None:
+        raise ValueError("--controller-batch and --controller-lr configure the PPO controller; "
+                         f"they mean nothing with --strategy {args.strategy}")
+    oracle = make_oracle(args.strategy, space, max_trials=args.max_trials, seed=args.seed,
+                         max_consecutive_failed_trials=args.max_failures, **ppo_options)
+    run_info = {"dataset": args.dataset, "validation_size": args.validation_size, "subset": args.subset,
+                "seed": args.seed}
+    split = {}
+
+    def search_data():
+        # Loaded on demand: the chief of a distributed search only serves the oracle.
+        if not split:
+            split["train"], split["validation"] = data.search_split(
+                args.dataset, validation_size=args.validation_size, subset=args.subset, seed=args.seed,
+                data_dir=args.data_dir, download=not args.no_download,
+            )
+        return split["train"], split["validation"]
+
+    from keras_tuner.src.distribute import utils as dist_utils
+
+    # Before the tuner touches --directory, so a missing dataset fails fast and leaves nothing.
+    train, validation = (None, None) if dist_utils.is_chief_oracle() else search_data()
+    tuner = NASTuner(oracle, config, search_space=space, strategy=args.strategy, run_info=run_info,
+                     fit_verbose=args.verbose, directory=args.directory, overwrite=args.overwrite)
+    print(f"nasnet search: {args.strategy} on {args.dataset} "
+          f"({'all' if args.subset is None else args.subset} training / {args.validation_size} held-out images "
+          f"of the training split), B={args.num_blocks}, children N={args.num_cells} F={args.filters} "
+          f"{args.epochs} epoch(s), up to {args.max_trials} trials -> {tuner.project_dir}", flush=True)
+    start = time.perf_counter()
+    try:
+        # keras-tuner reads max_trials=0 as "no limit"; here 0 means "no search" (retrain only).
+        report = tuner.search(train, validation) if args.max_trials else tuner.write_report()
+    except RuntimeError as error:
+        if "consecutive failures" not in str(error):
+            raise
+        print(f"nasnet search: stopped: {str(error).splitlines()[0]} (raise --max-failures to go on)",
+              file=sys.stderr)
+        report, code = tuner.write_report(), 1
+    else:
+        code = 0
+    if is_distributed_worker():
+        return code
+    print(f"Search finished in {time.perf_counter() - start:.1f} s")
+    for name, path in report.items():
+        print(f"  {name}: {path}")
+    if args.top_k or extra:
+        final_epochs = args.final_epochs or 3 * args.epochs
+        train, validation = search_data()
+        results = tuner.retrain_top_k(train, validation, args.top_k, final_epochs, extra_genotypes=extra)
+        if results and results[0]["status"] == "COMPLETED":
+            best = results[0]
+            print(f"Final genotype {best['genotype_id']} ({best['source']}): held-out accuracy "
+                  f"{best['accuracy']:.4f} after {final_epochs} epochs")
+            for name in ("final_genotype", "final_cells"):
+                print(f"  {name}: {tuner.report[name]}")
+        else:
+            print("No retrained candidate completed", file=sys.stderr)
+            code = code or 1
+    return code
