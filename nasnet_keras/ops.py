@@ -49,13 +49,14 @@ class BNConfig:
     def batch_norm(self, name: str) -> layers.BatchNormalization:
         return layers.BatchNormalization(axis=-1, momentum=self.momentum, epsilon=self.epsilon, name=name)
 
-    def conv(self, filters: int, kernel_size, name: str, strides=1, dilation_rate=1) -> layers.Conv2D:
+    def conv(self, filters: int, kernel_size, name: str, strides=1, dilation_rate=1,
+             padding="same") -> layers.Conv2D:
         return layers.Conv2D(
             filters,
             kernel_size,
             strides=strides,
             dilation_rate=dilation_rate,
-            padding="same",
+            padding=padding,
             use_bias=False,
             kernel_initializer="he_normal",
             kernel_regularizer=self.regularizer(),

@@ -123,16 +123,7 @@ def imagenet_features(
     bn: BNConfig,
     drop_path_keep_prob: float = 1.0,
 ) -> Features:
-    x = layers.Conv2D(
-        stem_filters,
-        3,
-        strides=2,
-        padding="valid",
-        use_bias=False,
-        kernel_initializer="he_normal",
-        kernel_regularizer=bn.regularizer(),
-        name="stem_conv1",
-    )(img_input)
+    x = bn.conv(stem_filters, 3, strides=2, padding="valid", name="stem_conv1")(img_input)
     x = bn.batch_norm("stem_bn1")(x)
     size = img_input.shape[1]
     return run_plan(
@@ -157,15 +148,7 @@ def cifar_features(
     bn: BNConfig,
     drop_path_keep_prob: float = 1.0,
 ) -> Features:
-    x = layers.Conv2D(
-        int(filters * stem_multiplier),
-        3,
-        padding="same",
-        use_bias=False,
-        kernel_initializer="he_normal",
-        kernel_regularizer=bn.regularizer(),
-        name="stem_conv1",
-    )(img_input)
+    x = bn.conv(int(filters * stem_multiplier), 3, name="stem_conv1")(img_input)
     x = bn.batch_norm("stem_bn1")(x)
     size = img_input.shape[1]
     return run_plan(

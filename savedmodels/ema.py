@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 
+from nasnet_keras.training.ema import ema_optimizer
+
 MODES = ("auto", True, False)
 
 
@@ -43,13 +45,6 @@ def moving_averages(model) -> list | None:
         if average is not None:
             pairs.append((variable, average))
     return pairs
-
-
-def ema_optimizer(model):
-    """The optimizer holding the averages (inside mixed precision's LossScaleOptimizer), or None."""
-    optimizer = getattr(model, "optimizer", None)
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-    return optimizer if getattr(optimizer, "use_ema", False) else None
 
 
 def resolve(model, mode) -> list | None:

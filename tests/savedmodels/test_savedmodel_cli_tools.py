@@ -15,8 +15,7 @@ SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli
 
 
 def run_cli(*args):
-    if not os.path.exists(SAVED_MODEL_CLI):
-        pytest.skip(f"saved_model_cli not found beside {sys.executable}")
+    assert os.path.exists(SAVED_MODEL_CLI), f"saved_model_cli (installed with tensorflow) not found beside {sys.executable}"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     done = subprocess.run([SAVED_MODEL_CLI, *args], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

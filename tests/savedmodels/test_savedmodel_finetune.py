@@ -6,6 +6,8 @@ backbone export returns feature maps by level.
 
 from __future__ import annotations
 
+import importlib
+
 import json
 import os
 
@@ -18,8 +20,8 @@ TOL = 1e-5
 
 
 def _hub():
-    hub = pytest.importorskip("tensorflow_hub")
-    tf_keras = pytest.importorskip("tf_keras")
+    hub = importlib.import_module("tensorflow_hub")
+    tf_keras = importlib.import_module("tf_keras")
     return hub, tf_keras
 
 

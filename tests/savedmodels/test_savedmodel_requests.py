@@ -7,6 +7,8 @@ signatures; the gRPC request builders of the docs are executed as written.
 
 from __future__ import annotations
 
+import importlib
+
 import json
 import os
 import re
@@ -60,7 +62,7 @@ PHOTOS = ["rocket.jpg", "chelsea.png"]
 
 
 def photo_paths():
-    skimage_data = pytest.importorskip("skimage.data")
+    skimage_data = importlib.import_module("skimage.data")
     return [os.path.join(os.path.dirname(skimage_data.__file__), name) for name in PHOTOS]
 
 
@@ -109,7 +111,7 @@ def test_documented_python_rest_bodies(loaded, images, doc):
 
 @pytest.mark.parametrize("doc", sorted(documents()))
 def test_documented_grpc_requests_name_existing_inputs_with_matching_dtypes(loaded, images, doc):
-    pytest.importorskip("tensorflow_serving.apis.predict_pb2")
+    importlib.import_module("tensorflow_serving.apis.predict_pb2")
     namespace = doc_namespace(documents()[doc])
     specs = rest.input_specs(loaded)
     for request in (namespace["bytes_request"](photo_paths()), namespace["pixels_request"](images[:2])):
