@@ -56,7 +56,15 @@ import numpy as np
 from keras_tuner.oracles import RandomSearchOracle
 
 from tuner.controller import Controller, _atomic_savez
-from tuner.ppo import DEFAULT_CLIP, DEFAULT_EPOCHS, PPO
+from tuner.ppo import (
+    DEFAULT_BASELINE_DECAY,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CLIP,
+    DEFAULT_ENTROPY_WEIGHT,
+    DEFAULT_EPOCHS,
+    DEFAULT_LEARNING_RATE,
+    PPO,
+)
 from tuner.space import SearchSpace
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
@@ -73,9 +81,15 @@ def _default_objective(objective):
     return keras_tuner.Objective("val_accuracy", "max") if objective is None else objective
 
 
-def _check_space(search_space) -> SearchSpace:
+def _check_space(search_space, kwargs: dict, owner: str) -> SearchSpace:
+    """Validate the space; the oracle's hyperparameters always come from it, never from kwargs."""
     if not isinstance(search_space, SearchSpace):
         raise ValueError(f"`search_space` must be a tuner.space.SearchSpace. Received: {type(search_space).__name__}")
+    if "hyperparameters" in kwargs:
+        raise ValueError(
+            f"{owner} builds its hyperparameters from `search_space`; do not pass `hyperparameters`. "
+            f"Received: hyperparameters={kwargs['hyperparameters']!r}"
+        )
     return search_space
 
 
@@ -111,21 +125,16 @@ class PPOOracle(keras_tuner.Oracle):
         objective=None,
         max_trials: int | None = DEFAULT_MAX_TRIALS,
         seed: int | None = None,
-        learning_rate: float = 0.00035,
-        entropy_weight: float = 0.00001,
-        baseline_decay: float = 0.95,
-        batch_size: int = 20,
+        learning_rate: float = DEFAULT_LEARNING_RATE,
+        entropy_weight: float = DEFAULT_ENTROPY_WEIGHT,
+        baseline_decay: float = DEFAULT_BASELINE_DECAY,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         clip: float = DEFAULT_CLIP,
         epochs: int = DEFAULT_EPOCHS,
         units: int = 100,
         **kwargs,
     ):
-        self.search_space = _check_space(search_space)
-        if "hyperparameters" in kwargs:
-            raise ValueError(
-                "PPOOracle builds its hyperparameters from `search_space`; do not pass `hyperparameters`. "
-                f"Received: hyperparameters={kwargs['hyperparameters']!r}"
-            )
+        self.search_space = _check_space(search_space, kwargs, "PPOOracle")
         super().__init__(
             objective=_default_objective(objective),
             max_trials=max_trials,
@@ -329,12 +338,7 @@ class NASRandomOracle(RandomSearchOracle):
 
     def __init__(self, search_space: SearchSpace, objective=None, max_trials: int | None = DEFAULT_MAX_TRIALS,
                  seed: int | None = None, **kwargs):
-        self.search_space = _check_space(search_space)
-        if "hyperparameters" in kwargs:
-            raise ValueError(
-                "NASRandomOracle builds its hyperparameters from `search_space`; do not pass `hyperparameters`. "
-                f"Received: hyperparameters={kwargs['hyperparameters']!r}"
-            )
+        self.search_space = _check_space(search_space, kwargs, "NASRandomOracle")
         super().__init__(
             objective=_default_objective(objective),
             max_trials=max_trials,

@@ -19,6 +19,11 @@ import tensorflow as tf
 
 from tuner.controller import Controller
 
+# The paper's settings (App. A.2-A.3), shared with PPOOracle's signature.
+DEFAULT_LEARNING_RATE = 0.00035
+DEFAULT_ENTROPY_WEIGHT = 0.00001
+DEFAULT_BASELINE_DECAY = 0.95
+DEFAULT_BATCH_SIZE = 20
 DEFAULT_CLIP = 0.2
 DEFAULT_EPOCHS = 10
 
@@ -168,10 +173,10 @@ class PPO:
     def __init__(
         self,
         controller: Controller,
-        learning_rate: float = 0.00035,
-        entropy_weight: float = 0.00001,
-        baseline_decay: float = 0.95,
-        batch_size: int = 20,
+        learning_rate: float = DEFAULT_LEARNING_RATE,
+        entropy_weight: float = DEFAULT_ENTROPY_WEIGHT,
+        baseline_decay: float = DEFAULT_BASELINE_DECAY,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         clip: float = DEFAULT_CLIP,
         epochs: int = DEFAULT_EPOCHS,
     ):
