@@ -101,8 +101,6 @@ class CellOp(layers.Layer):
 class IdentityOp(CellOp):
     """Identity; a ReLU -> 1x1 conv (strided if needed) -> BN when the shape must change."""
 
-    is_identity = True
-
     def build(self, input_shape):
         self.project = self.strides > 1 or input_shape[-1] != self.filters
         if self.project:

@@ -9,7 +9,6 @@ paper's figure (its 564M for NASNet-A Mobile is matched this way).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 
@@ -49,7 +48,7 @@ def count_mult_adds(model, input_shape=None) -> int:
             kh, kw, _, _ = op.inputs[1].shape
             total += math.prod(op.outputs[0].shape[1:]) * kh * kw
         elif op.type in ("MatMul", "BatchMatMulV2"):
-            a, b = op.inputs[0].shape, op.inputs[1].shape
+            a = op.inputs[0].shape
             transpose_a = op.get_attr("transpose_a") if op.type == "MatMul" else op.get_attr("adj_x")
             inner = a[-2] if transpose_a else a[-1]
             total += math.prod(op.outputs[0].shape) * inner
@@ -111,10 +110,3 @@ def register(subparsers) -> None:
     v.add_argument("names", nargs="*", help="only these variants")
     v.set_defaults(func=_cmd_variants)
 
-
-def main(argv=None) -> int:  # `python -m nasnet_keras.profiling`
-    parser = argparse.ArgumentParser(prog="nasnet-profile")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)

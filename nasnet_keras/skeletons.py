@@ -15,9 +15,7 @@ after a Reduction cell takes as h_{i-1} the cell *before* the reduction's input.
 from __future__ import annotations
 
 import dataclasses
-import math
 
-import keras
 from keras import layers
 
 from nasnet_keras.cells import NASNetCell
@@ -57,12 +55,14 @@ def _three_stacks(n: int, filters: int, m: int) -> list[CellPlan]:
 
 @dataclasses.dataclass
 class Features:
-    """What a skeleton produced: the last cell's output and useful intermediate tensors."""
+    """What a skeleton produced: the last cell's output and the aux head's input.
+
+    (Feature maps by stride for detection backbones are read off the built model by
+    `savedmodels.introspect`, which also works for models reloaded from `.keras` files.)
+    """
 
     output: object
     aux_input: object  # output of the cell just before the second (non-stem) reduction
-    levels: dict  # str(log2(stride)) -> last tensor at that stride, for detection backbones
-    cells: list
 
 
 def run_plan(
@@ -72,19 +72,15 @@ def run_plan(
     bn: BNConfig,
     skip_reduction: bool = False,
     drop_path_keep_prob: float = 1.0,
-    input_size: int | None = None,
-    levels: dict | None = None,
 ) -> Features:
     """Apply the cells of `plan` to `x`; returns the last output and the endpoints."""
     if not 0.0 < drop_path_keep_prob <= 1.0:
         raise ValueError(f"`drop_path_keep_prob` must be in (0, 1]. Received: {drop_path_keep_prob}")
-    levels = dict(levels or {})
     total = len(plan)
     reductions = [i for i, c in enumerate(plan) if c.cell_type == "reduction" and not c.is_stem]
     aux_index = reductions[1] - 1 if len(reductions) >= 2 else None
     p = None
     aux_input = None
-    cells = []
     # Count reductions seen by x and p, so each cell knows whether h_(i-1) is larger than
     # h_i without relying on static shapes (which are None for dynamic input sizes).
     x_level = p_level = 0
@@ -100,16 +96,13 @@ def run_plan(
             reduce_prev=None if p is None else p_level < x_level,
         )
         y = cell(x if p is None else [x, p])
-        cells.append(cell)
         if not (spec.cell_type == "reduction" and skip_reduction and not spec.is_stem):
             p, p_level = x, x_level
         x = y
         x_level += spec.cell_type == "reduction"
-        if input_size and x.shape[1]:
-            levels[str(round(math.log2(input_size / x.shape[1])))] = x
         if index == aux_index:
             aux_input = x
-    return Features(x, aux_input, levels, cells)
+    return Features(x, aux_input)
 
 
 def imagenet_features(
@@ -125,7 +118,6 @@ def imagenet_features(
 ) -> Features:
     x = bn.conv(stem_filters, 3, strides=2, padding="valid", name="stem_conv1")(img_input)
     x = bn.batch_norm("stem_bn1")(x)
-    size = img_input.shape[1]
     return run_plan(
         x,
         imagenet_plan(num_blocks, filters, filter_multiplier),
@@ -133,8 +125,6 @@ def imagenet_features(
         bn,
         skip_reduction=skip_reduction,
         drop_path_keep_prob=drop_path_keep_prob,
-        input_size=size,
-        levels={"1": x} if size else None,
     )
 
 
@@ -150,15 +140,12 @@ def cifar_features(
 ) -> Features:
     x = bn.conv(int(filters * stem_multiplier), 3, name="stem_conv1")(img_input)
     x = bn.batch_norm("stem_bn1")(x)
-    size = img_input.shape[1]
     return run_plan(
         x,
         cifar_plan(num_blocks, filters, filter_multiplier),
         genotype,
         bn,
         drop_path_keep_prob=drop_path_keep_prob,
-        input_size=size,
-        levels={"0": x} if size else None,
     )
 
 

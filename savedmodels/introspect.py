@@ -3,8 +3,7 @@
 A `.keras` file, a variant and a genotype-plus-weights all end as a `keras.Model`, and
 the exporter must not depend on how the model was made. So the facts it needs are read
 from the model's layers: the genotype (from the `NASNetCell`s' configs), the feature
-maps by level (the last cell output at each stride, as `skeletons.Features.levels`
-defines them), the pooled feature vector and the classifier head, if any.
+maps by level (the last cell output at each stride), the pooled feature vector and the classifier head, if any.
 """
 
 from __future__ import annotations
