@@ -11,6 +11,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["nasnet_keras", "nasnet_keras.*", "tuner", "tuner.*",
                                     "savedmodels", "savedmodels.*"]),
+    py_modules=["nasnet_demo"],
     install_requires=[
         "tensorflow~=2.20.0",
         "keras>=3.10,<4",

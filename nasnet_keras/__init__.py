@@ -20,7 +20,7 @@ from nasnet_keras.applications import (
 from nasnet_keras.cells import NASNetCell
 from nasnet_keras.drop_path import ScheduledDropPath, ScheduledDropPathCallback
 from nasnet_keras.genotype import COMBINES, OPS, Block, CellGenotype, Genotype, as_genotype
-from nasnet_keras.genotypes import NASNET_A
+from nasnet_keras.published_cells import NASNET_A
 
 __version__ = "0.1.0"
 

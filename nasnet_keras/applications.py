@@ -16,7 +16,7 @@ import keras
 from keras import layers
 from keras.src.applications import imagenet_utils as _keras_imagenet_utils
 
-from nasnet_keras import genotypes
+from nasnet_keras import published_cells as genotypes
 from nasnet_keras.genotype import Genotype, as_genotype
 from nasnet_keras.keras_weights import is_legacy_h5, load_keras_nasnet_weights
 from nasnet_keras.ops import BNConfig

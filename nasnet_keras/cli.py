@@ -13,7 +13,7 @@ import sys
 
 SUBCOMMAND_MODULES = (
     "nasnet_keras.profiling",
-    "nasnet_keras.demo",
+    "nasnet_demo",
     "tuner.cli",
     "nasnet_keras.training.cli",
     "savedmodels.cli",

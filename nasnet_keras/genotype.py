@@ -333,7 +333,7 @@ def as_genotype(value: Any) -> Genotype:
     if isinstance(value, Mapping):
         return Genotype.from_dict(value)
     if isinstance(value, str):
-        from nasnet_keras import genotypes  # local: the table imports this module
+        from nasnet_keras import published_cells as genotypes  # local: the table imports this module
 
         if value in genotypes.GENOTYPES:
             return genotypes.GENOTYPES[value]

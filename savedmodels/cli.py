@@ -36,7 +36,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from savedmodels import model_card, sources
+    from savedmodels import model_card
+    from savedmodels import model_resolver as sources
     from savedmodels.exporter import export
 
     class_names = model_card.read_class_names(args.class_names) if args.class_names else None

@@ -18,7 +18,7 @@ import tempfile
 
 import tensorflow as tf
 
-from savedmodels import ema as ema_lib
+from savedmodels import ema_export as ema_lib
 from savedmodels import introspect, model_card, reusable
 from savedmodels import signatures as sigs
 

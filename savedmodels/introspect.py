@@ -92,7 +92,7 @@ def _genotype(cells) -> Genotype | None:
     if normal is None or reduction is None:
         return None
     genotype = Genotype(normal, reduction)
-    from nasnet_keras import genotypes
+    from nasnet_keras import published_cells as genotypes
 
     for name, known in genotypes.GENOTYPES.items():
         if known.id == genotype.id:

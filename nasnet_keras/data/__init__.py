@@ -8,7 +8,7 @@ the test split untouched until the end), and `pipeline` applies the paper's
 augmentation (whitening, pad-and-crop, horizontal flips) and batches.
 """
 
-from nasnet_keras.data.augment import pipeline, random_flip, random_pad_crop, standardize
+from nasnet_keras.data.input_pipeline import pipeline, random_flip, random_pad_crop, standardize
 from nasnet_keras.data.catalog import CATALOG, DatasetInfo, DatasetSpec
 from nasnet_keras.data.sources import DATA_DIR_ENV, DatasetNotFoundError, info, load
 from nasnet_keras.data.splits import search_split

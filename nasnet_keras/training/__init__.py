@@ -9,7 +9,7 @@ fine-tuning), `ema` (averaged weights for evaluation/export), `checkpointing` (r
 directory, manifest, kill-safe checkpoints), `trainer` (the `train` function), `cli`.
 """
 
-from nasnet_keras.training.augment import central_crop, cutout, cutout_mask, inception_crop
+from nasnet_keras.training.recipe_augment import central_crop, cutout, cutout_mask, inception_crop
 from nasnet_keras.training.checkpointing import CheckpointCallback, RunDirectory
 from nasnet_keras.training.recipes import RECIPES, CifarRecipe, ImageNetRecipe, Recipe, get_recipe
 from nasnet_keras.training.trainer import TrainConfig, TrainResult, compile_for_recipe, train

@@ -23,7 +23,7 @@ import tensorflow as tf
 from nasnet_keras import data
 from nasnet_keras.data.catalog import get_spec
 from nasnet_keras.data.sources import parse_split
-from nasnet_keras.training.augment import central_crop, cutout, inception_crop, to_unit_range
+from nasnet_keras.training.recipe_augment import central_crop, cutout, inception_crop, to_unit_range
 from nasnet_keras.training.recipes import CifarRecipe, ImageNetRecipe, Recipe
 
 SHUFFLE_BUFFER = 10_000  # small images: about the whole of CIFAR's training split, ~30 MB

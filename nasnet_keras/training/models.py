@@ -23,7 +23,7 @@ from typing import Any
 
 import keras
 
-from nasnet_keras import genotypes, variants
+from nasnet_keras import published_cells as genotypes, variants
 from nasnet_keras.genotype import Genotype, as_genotype
 from nasnet_keras.keras_weights import is_legacy_h5, read_legacy_h5, weighted_leaf_layers
 

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from nasnet_keras import variants
 from nasnet_keras.drop_path import ScheduledDropPathCallback, drop_path_layers
-from nasnet_keras.training import ema
+from nasnet_keras.training import averaged_weights as ema
 from nasnet_keras.training.checkpointing import FINAL_MODEL, HISTORY, LOGS, CheckpointCallback, RunDirectory
 from nasnet_keras.training.inputs import DataPlan, evaluation_data, load_splits, plan_data, training_data
 from nasnet_keras.training.models import (

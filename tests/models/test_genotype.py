@@ -5,7 +5,7 @@ import json
 import pytest
 
 from nasnet_keras.genotype import COMBINES, OPS, Block, CellGenotype, Genotype, as_genotype
-from nasnet_keras.genotypes import NASNET_A
+from nasnet_keras.published_cells import NASNET_A
 
 NORMAL = [(0, 1, "sep_conv_3x3", "identity"), (0, 2, "avg_pool_3x3", "max_pool_3x3", "concat")]
 REDUCTION = [(0, 1, "sep_conv_5x5", "max_pool_3x3"), (2, 1, "conv_1x1", "identity", "add_layernorm")]

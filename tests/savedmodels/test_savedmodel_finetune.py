@@ -133,7 +133,7 @@ def test_ema_backbone_exported_from_keras_file_by_the_cli(tmp_path, images, caps
 def test_ema_swap_restores_raw_weights_even_on_error():
     import keras
 
-    from savedmodels import ema
+    from savedmodels import ema_export as ema
 
     variable = keras.Variable(np.ones(3, np.float32))
     average = keras.Variable(np.full(3, 5.0, np.float32))

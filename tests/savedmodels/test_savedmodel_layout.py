@@ -102,7 +102,7 @@ def test_cli_model_argument_errors(tmp_path, capsys):
     assert cli.main(["export", "--model", "no_such_variant", "--out", out]) == 2
     assert "is neither a variant name (mobile" in capsys.readouterr().err
     genotype = str(tmp_path / "g.json")
-    from nasnet_keras import genotypes
+    from nasnet_keras import published_cells as genotypes
 
     genotypes.NASNET_A.save(genotype)
     assert cli.main(["export", "--model", genotype, "--out", out]) == 2
@@ -116,7 +116,7 @@ def test_cli_builds_variants_and_genotypes_with_weights(tmp_path, stub_save, mon
     """A variant name and a genotype JSON + weights both reach the exporter, weights loaded."""
     import numpy as np
 
-    from nasnet_keras import cli, genotypes, variants
+    from nasnet_keras import cli, published_cells as genotypes, variants
 
     exported_models = []
     real_export = export_module.export

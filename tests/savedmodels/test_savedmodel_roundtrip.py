@@ -94,7 +94,7 @@ def test_reloaded_variables_and_regularization(classifier, loaded):
 
 
 def test_model_card(exported, classifier):
-    from nasnet_keras import genotypes
+    from nasnet_keras import published_cells as genotypes
     from nasnet_keras.profiling import profile
     from savedmodels import read_model_card
 

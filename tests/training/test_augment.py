@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from nasnet_keras.training import CifarRecipe, ImageNetRecipe, central_crop, cutout, cutout_mask, inception_crop
-from nasnet_keras.training.augment import to_unit_range
+from nasnet_keras.training.recipe_augment import to_unit_range
 from nasnet_keras.training.inputs import evaluation_data, load_splits, plan_data, training_data
 
 

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from nasnet_keras.training import CheckpointCallback, ImageNetRecipe, RunDirectory, compile_for_recipe, ema
+from nasnet_keras.training import CheckpointCallback, ImageNetRecipe, RunDirectory, compile_for_recipe
+from nasnet_keras.training import averaged_weights as ema
 from training_helpers import batch, snapshot, two_head_model
 
 

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from nasnet_keras.training import ImageNetRecipe, compile_for_recipe, ema
+from nasnet_keras.training import ImageNetRecipe, compile_for_recipe
+from nasnet_keras.training import averaged_weights as ema
 from training_helpers import batch, two_head_model
 
 

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from nasnet_keras.training import ImageNetRecipe, RunDirectory, compile_for_recipe, ema
+from nasnet_keras.training import ImageNetRecipe, RunDirectory, compile_for_recipe
+from nasnet_keras.training import averaged_weights as ema
 from nasnet_keras.training.trainer import _strategy, dtype_policy
 from training_helpers import batch, two_head_model
 

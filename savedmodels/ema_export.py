@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 
-from nasnet_keras.training.ema import ema_optimizer
+from nasnet_keras.training.averaged_weights import ema_optimizer
 
 MODES = ("auto", True, False)
 
