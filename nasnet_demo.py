@@ -3,13 +3,17 @@
     nasnet demo --directory demo_out        (what `make demo` runs)
 
 1. The paper's named models: parameters and Mult-Adds beside the paper's figures
-   (`nasnet_keras.variants.print_table`).
+   (`nasnet_keras.variants_cli.print_table`).
 2. A small PPO architecture search (keras-tuner + the paper's controller) on real
    Fashion-MNIST images read from the Debian package's IDX files: tiny children, a few
    hundred images of the *training* split, held-out images of the training split as reward.
 3. The best cell trained longer on more images, then evaluated once on the *test* split.
 4. Its pictures (Figure 4 style), the search curve (Figure 6 style), its genotype JSON
    and the trained model as a `.keras` file, reloaded and checked.
+
+This module sits above every layer of the package (it drives `nasnet_keras`' data and
+models, `tuner`'s search and training of children), which is why it is not inside any of
+them; `nasnet` finds it through the `nasnet_keras.commands` entry point `demo`.
 
 The sizes are far below the paper's (20,000 children of 20 epochs each on 500 GPUs):
 the point is that every stage runs, not that a 10-trial search finds NASNet-A. With a
@@ -20,10 +24,12 @@ uniform sampling; `benchmarks/search.py` compares it with random search.
 
 from __future__ import annotations
 
-import json
+import argparse
 import os
 import shutil
 import time
+
+from nasnet_keras.fileio import atomic_path, write_json
 
 DEFAULT_DIRECTORY = "demo_out"
 
@@ -31,7 +37,7 @@ DEFAULT_DIRECTORY = "demo_out"
 def register(subparsers):
     parser = subparsers.add_parser(
         "demo", help="run the whole pipeline on a small Fashion-MNIST task (offline, minutes on a CPU)",
-        description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--directory", default=DEFAULT_DIRECTORY, help=f"output directory (default {DEFAULT_DIRECTORY})")
     parser.add_argument("--data-dir", default=None, help="directory with the Fashion-MNIST IDX files "
@@ -58,16 +64,9 @@ def _stage(title: str) -> float:
     return time.perf_counter()
 
 
-def _print_variants_table() -> None:
-    try:
-        from nasnet_keras import variants
-    except ImportError:
-        print("(nasnet_keras.variants is not available in this checkout: table skipped)")
-        return
-    if not hasattr(variants, "print_table"):
-        print("(nasnet_keras.variants has no print_table() yet: table skipped)")
-        return
-    variants.print_table()
+def _copy(source: str, destination: str) -> None:
+    with atomic_path(destination) as temporary:
+        shutil.copyfile(source, temporary)
 
 
 def run_demo(args) -> int:
@@ -79,7 +78,9 @@ def run_demo(args) -> int:
 
     if not args.skip_table:
         t = _stage("1. The paper's NASNet-A variants: our parameter and Mult-Add counts vs. the paper")
-        _print_variants_table()
+        from nasnet_keras.variants_cli import print_table
+
+        print_table()
         timings["variants_table"] = time.perf_counter() - t
 
     import keras
@@ -143,9 +144,10 @@ def run_demo(args) -> int:
         "model": os.path.join(directory, "final_model.keras"),
         "summary": os.path.join(directory, "summary.json"),
     }
-    shutil.copyfile(report["best_genotype"], paths["best_genotype"])
-    shutil.copyfile(report["best_cells"], paths["best_cells"])
-    model.save(paths["model"])
+    _copy(report["best_genotype"], paths["best_genotype"])
+    _copy(report["best_cells"], paths["best_cells"])
+    with atomic_path(paths["model"]) as temporary:
+        model.save(temporary)
     reloaded = keras.models.load_model(paths["model"])
     images = next(iter(test))[0][:16]
     same = bool(np.allclose(model.predict(images, verbose=0), reloaded.predict(images, verbose=0), atol=1e-5))
@@ -164,8 +166,7 @@ def run_demo(args) -> int:
         "timings_s": {key: round(value, 1) for key, value in timings.items()},
         "files": paths,
     }
-    with open(paths["summary"], "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
+    write_json(paths["summary"], summary)
     print("\nFiles:")
     for key, path in paths.items():
         print(f"  {key}: {path}")

@@ -34,5 +34,16 @@ setup(
             "tf-keras~=2.20.0",
         ],
     },
-    entry_points={"console_scripts": ["nasnet=nasnet_keras.cli:main"]},
+    entry_points={
+        "console_scripts": ["nasnet=nasnet_keras.cli:main"],
+        # `nasnet` sub-commands: NAME = module:register, `register(subparsers)` adding them
+        # (see nasnet_keras/cli.py).
+        "nasnet_keras.commands": [
+            "profile = nasnet_keras.variants_cli:register",
+            "train = nasnet_keras.training.cli:register",
+            "search = tuner.cli:register",
+            "export = savedmodels.cli:register",
+            "demo = nasnet_demo:register",
+        ],
+    },
 )

@@ -3,7 +3,7 @@
 Entry points:
     NASNetMobile, NASNetLarge, NASNet   keras.applications-compatible constructors
     NASNetCIFAR                         the CIFAR skeleton
-    Genotype, genotypes.NASNET_A        architectures as data
+    Genotype, NASNET_A                  architectures as data
     NASNetCell, ScheduledDropPath       the building blocks as Keras layers
     variants.build(name)                the paper's named "N @ F" models
     profile(model)                      parameters and Mult-Adds
@@ -19,14 +19,7 @@ from nasnet_keras.applications import (
 )
 from nasnet_keras.cells import NASNetCell
 from nasnet_keras.drop_path import ScheduledDropPath, ScheduledDropPathCallback
-from nasnet_keras.genotype import COMBINES, OPS, Block, CellGenotype, Genotype, as_genotype
-from nasnet_keras.published_cells import NASNET_A
+from nasnet_keras.profiling import profile
+from nasnet_keras.genotype import COMBINES, NASNET_A, OPS, Block, CellGenotype, Genotype, as_genotype
 
 __version__ = "0.1.0"
-
-
-def profile(model, input_shape=None):
-    """Parameters and Mult-Adds of `model` for one image (see `nasnet_keras.profiling`)."""
-    from nasnet_keras.profiling import profile as _profile
-
-    return _profile(model, input_shape=input_shape)

@@ -16,8 +16,7 @@ import keras
 from keras import layers
 from keras.src.applications import imagenet_utils as _keras_imagenet_utils
 
-from nasnet_keras import published_cells as genotypes
-from nasnet_keras.genotype import Genotype, as_genotype
+from nasnet_keras.genotype import NASNET_A, Genotype, as_genotype
 from nasnet_keras.keras_weights import is_legacy_h5, load_keras_nasnet_weights
 from nasnet_keras.ops import BNConfig
 from nasnet_keras.skeletons import aux_head as build_aux_head
@@ -63,7 +62,7 @@ def _check_common_arguments(weights, include_top, classes, input_shape, genotype
             "When specifying the input shape of a NASNet and loading `ImageNet` weights, the input_shape "
             f"argument must be static (no None entries). Got: `input_shape={input_shape}`."
         )
-    if weights == "imagenet" and genotype.id != genotypes.NASNET_A.id:
+    if weights == "imagenet" and genotype.id != NASNET_A.id:
         raise ValueError(
             f"ImageNet weights exist only for NASNet-A. Received: genotype {genotype.name or genotype.id!r}; "
             "use weights=None or a weights file for this genotype"
@@ -158,7 +157,7 @@ def NASNet(
         weight_decay: L2 weight decay on conv/dense kernels in TF-slim's convention.
         bn_momentum, bn_epsilon: BatchNorm settings (Keras': 0.9997 / 1e-3).
     """
-    genotype = as_genotype(genotype if genotype is not None else genotypes.NASNET_A)
+    genotype = as_genotype(genotype if genotype is not None else NASNET_A)
     _check_common_arguments(weights, include_top, classes, input_shape, genotype)
     if default_size is None:
         default_size = 331
@@ -205,68 +204,28 @@ def load_weights(model, path):
         model.load_weights(path)
 
 
-def NASNetMobile(
-    input_shape=None,
-    include_top=True,
-    weights="imagenet",
-    input_tensor=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="nasnet_mobile",
-    **kwargs,
-):
+# keras.applications' two named configurations (the bodies of its NASNetMobile and
+# NASNetLarge); `nasnet_keras.variants` reads its "mobile" and "large" rows from here.
+MOBILE = {"penultimate_filters": 1056, "num_blocks": 4, "stem_block_filters": 32, "skip_reduction": False,
+          "default_size": 224}
+LARGE = {"penultimate_filters": 4032, "num_blocks": 6, "stem_block_filters": 96, "skip_reduction": True,
+         "default_size": 331}
+
+
+def NASNetMobile(input_shape=None, include_top=True, weights="imagenet", input_tensor=None, pooling=None,
+                 classes=1000, classifier_activation="softmax", name="nasnet_mobile", **kwargs):
     """NASNet-A (4 @ 1056) at 224x224, as `keras.applications.NASNetMobile`."""
     if not include_top and input_shape is None:
         input_shape = (224, 224, 3)
-    return NASNet(
-        input_shape,
-        penultimate_filters=1056,
-        num_blocks=4,
-        stem_block_filters=32,
-        skip_reduction=False,
-        filter_multiplier=2,
-        include_top=include_top,
-        weights=weights,
-        input_tensor=input_tensor,
-        pooling=pooling,
-        classes=classes,
-        default_size=224,
-        classifier_activation=classifier_activation,
-        name=name,
-        **kwargs,
-    )
+    return NASNet(input_shape, include_top=include_top, weights=weights, input_tensor=input_tensor, pooling=pooling,
+                  classes=classes, classifier_activation=classifier_activation, name=name, **MOBILE, **kwargs)
 
 
-def NASNetLarge(
-    input_shape=None,
-    include_top=True,
-    weights="imagenet",
-    input_tensor=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="nasnet_large",
-    **kwargs,
-):
+def NASNetLarge(input_shape=None, include_top=True, weights="imagenet", input_tensor=None, pooling=None,
+                classes=1000, classifier_activation="softmax", name="nasnet_large", **kwargs):
     """NASNet-A (6 @ 4032) at 331x331, as `keras.applications.NASNetLarge`."""
-    return NASNet(
-        input_shape,
-        penultimate_filters=4032,
-        num_blocks=6,
-        stem_block_filters=96,
-        skip_reduction=True,
-        filter_multiplier=2,
-        include_top=include_top,
-        weights=weights,
-        input_tensor=input_tensor,
-        pooling=pooling,
-        classes=classes,
-        default_size=331,
-        classifier_activation=classifier_activation,
-        name=name,
-        **kwargs,
-    )
+    return NASNet(input_shape, include_top=include_top, weights=weights, input_tensor=input_tensor, pooling=pooling,
+                  classes=classes, classifier_activation=classifier_activation, name=name, **LARGE, **kwargs)
 
 
 def NASNetCIFAR(
@@ -299,7 +258,7 @@ def NASNetCIFAR(
     which is how small search children are sized. Inputs must be at least 8x8 (two
     reductions) and channels_last.
     """
-    genotype = as_genotype(genotype if genotype is not None else genotypes.NASNET_A)
+    genotype = as_genotype(genotype if genotype is not None else NASNET_A)
     if keras.backend.image_data_format() == "channels_first":
         raise ValueError("NASNet does not support the `channels_first` image data format. Use `channels_last`.")
     if weights is not None and not os.path.exists(weights):

@@ -1,36 +1,38 @@
 """The `nasnet` command line: one entry point, one sub-command module per job.
 
-Sub-commands register themselves through a `register(subparsers)` function in their own
-module (models/profile here; search in `tuner.cli`; train in `nasnet_keras.training.cli`;
-export in `savedmodels.cli`), so each stays next to the code it drives.
+Sub-commands are plugins, found the way pytest and flake8 find theirs: every module listed
+in the `nasnet_keras.commands` entry-point group (declared in setup.py) has a
+`register(subparsers)` function that adds its sub-commands. So each command stays next to
+the code it drives (profile/variants in `nasnet_keras.variants_cli`, train in
+`nasnet_keras.training.cli`, search in `tuner.cli`, export in `savedmodels.cli`, the demo in
+`nasnet_demo`), and this module imports none of the layers above it.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from importlib import metadata
 
-SUBCOMMAND_MODULES = (
-    "nasnet_keras.profiling",
-    "nasnet_demo",
-    "tuner.cli",
-    "nasnet_keras.training.cli",
-    "savedmodels.cli",
-)
+ENTRY_POINT_GROUP = "nasnet_keras.commands"
+
+
+def command_entry_points() -> list[metadata.EntryPoint]:
+    """The installed sub-command plugins, in a stable (name) order."""
+    found = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    if not found:
+        raise RuntimeError(
+            f"No `nasnet` sub-commands are installed (entry-point group {ENTRY_POINT_GROUP!r} is empty): "
+            "install the package, e.g. `pip install -e .` in the checkout"
+        )
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nasnet", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name and name.startswith(error.name):
-                continue  # that part of the package is not installed
-            raise
-        module.register(subparsers)
+    for entry_point in command_entry_points():
+        entry_point.load()(subparsers)
     return parser
 
 

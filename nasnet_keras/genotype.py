@@ -15,7 +15,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from typing import Any, Iterable, Mapping, Sequence
+
+from nasnet_keras import published_cells
+from nasnet_keras.checks import check_int
+from nasnet_keras.fileio import write_text
 
 # The paper's 13 operations (Sec. 3), under the names used everywhere in this package.
 # The layer factories for these live in `nasnet_keras.ops`; the names live here so that
@@ -67,9 +72,12 @@ class CellGenotype:
 
     blocks: tuple[Block, ...]
     cell_type: str = "normal"
-    # States concatenated into the cell output; None means the loose ends (see `concat`),
-    # resolved on construction.
-    output_states: tuple[int, ...] | None = None
+    # States concatenated into the cell output. By default (None) the loose ends, the
+    # paper's rule that found architectures use, resolved on construction. A cell may list
+    # them explicitly: TF-slim's NASNet-A Normal cell also concatenates h_{i-1} although
+    # blocks read it (`used_hiddenstates = [1, 0, 0, 0, 0, 0, 0]`), which is what
+    # keras.applications implements and its weights expect.
+    concat: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.cell_type not in ("normal", "reduction"):
@@ -86,11 +94,8 @@ class CellGenotype:
                 raise ValueError(f"{where}: expected a `Block`. Received: {block!r}")
             num_states = NUM_CELL_INPUTS + b
             for side, index in zip(("first", "second"), block.inputs):
-                if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < num_states:
-                    raise ValueError(
-                        f"{where}: {side} input must be a hidden-state index in 0..{num_states - 1} "
-                        f"(the two cell inputs and the outputs of earlier blocks). Received: {index!r}"
-                    )
+                check_int(f"{side} input", index, minimum=0, maximum=num_states - 1, where=where,
+                          hint=" (a hidden-state index: the two cell inputs and the outputs of earlier blocks)")
             for side, op in zip(("first", "second"), block.ops):
                 if op not in OPS:
                     raise ValueError(f"{where}: unknown {side} op {op!r}. Accepted ops: {', '.join(OPS)}")
@@ -98,25 +103,25 @@ class CellGenotype:
                 raise ValueError(
                     f"{where}: unknown combine method {block.combine!r}. Accepted: {', '.join(COMBINES)}"
                 )
-        if self.output_states is None:
+        if self.concat is None:
             # Resolve the default now so that equality and the canonical form do not
             # depend on whether the concatenation was spelled out.
-            object.__setattr__(self, "output_states", self.loose_ends)
+            object.__setattr__(self, "concat", self.loose_ends)
         else:
-            self._validate_output_states()
+            self._validate_concat()
 
-    def _validate_output_states(self) -> None:
-        states = self.output_states
+    def _validate_concat(self) -> None:
+        states = self.concat
         if isinstance(states, (str, bytes)) or not hasattr(states, "__iter__"):
             raise ValueError(f"{self.cell_type} cell: `concat` must be a list of state indices. Received: {states!r}")
         states = tuple(states)
-        object.__setattr__(self, "output_states", states)
+        object.__setattr__(self, "concat", states)
         where = f"{self.cell_type} cell"
         if not states:
             raise ValueError(f"{where}: `concat` must name at least one state")
         for index in states:
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.num_states:
-                raise ValueError(f"{where}: `concat` index must be in 0..{self.num_states - 1}. Received: {index!r}")
+            check_int("concat", index, minimum=0, maximum=self.num_states - 1, where=where,
+                      hint=" (a state index; one of them)")
         if len(set(states)) != len(states) or list(states) != sorted(states):
             raise ValueError(f"{where}: `concat` must be strictly increasing indices. Received: {list(states)}")
         dead = [i for i in self.loose_ends if i >= NUM_CELL_INPUTS and i not in states]
@@ -139,17 +144,6 @@ class CellGenotype:
         """States that no block reads, cell inputs included (as in TF-slim)."""
         used = {index for block in self.blocks for index in block.inputs}
         return tuple(i for i in range(self.num_states) if i not in used)
-
-    @property
-    def concat(self) -> tuple[int, ...]:
-        """States concatenated into the cell output.
-
-        By default the loose ends (the paper's rule; found architectures use it). A cell
-        may list them explicitly: TF-slim's NASNet-A Normal cell also concatenates h_{i-1}
-        although blocks read it (`used_hiddenstates = [1, 0, 0, 0, 0, 0, 0]`), which is what
-        keras.applications implements and its weights expect.
-        """
-        return self.output_states
 
     def to_dict(self) -> dict[str, Any]:
         return {"blocks": [block.to_dict() for block in self.blocks], "concat": list(self.concat)}
@@ -181,7 +175,7 @@ class CellGenotype:
         if unknown:
             raise ValueError(f"{cell_type} cell: unknown keys {sorted(unknown)}. Accepted: blocks, concat")
         concat = data.get("concat")
-        return cls(tuple(blocks), cell_type=cell_type, output_states=None if concat is None else tuple(concat))
+        return cls(tuple(blocks), cell_type=cell_type, concat=None if concat is None else tuple(concat))
 
     def describe(self) -> str:
         parts = []
@@ -227,10 +221,17 @@ class Genotype:
         normal: Iterable[Sequence],
         reduction: Iterable[Sequence],
         name: str | None = None,
-        normal_concat: Sequence[int] | None = None,
-        reduction_concat: Sequence[int] | None = None,
+        concat: Mapping[str, Sequence[int]] | None = None,
     ) -> "Genotype":
-        """Build from rows `(input_1, input_2, op_1, op_2[, combine])`, one per block."""
+        """Build from rows `(input_1, input_2, op_1, op_2[, combine])`, one per block.
+
+        `concat` optionally spells out each cell's concatenated states, keyed like the
+        JSON form: `{"normal": (...), "reduction": (...)}` (a missing key: the loose ends).
+        """
+        concat = dict(concat or {})
+        unknown = set(concat) - {"normal", "reduction"}
+        if unknown:
+            raise ValueError(f"`concat` keys must be 'normal' and/or 'reduction'. Received: {sorted(unknown)}")
 
         def cell(rows: Iterable[Sequence], cell_type: str, concat) -> CellGenotype:
             blocks = []
@@ -243,13 +244,21 @@ class Genotype:
                 blocks.append(Block((row[0], row[1]), (row[2], row[3]), row[4] if len(row) == 5 else "add"))
             return CellGenotype(tuple(blocks), cell_type, None if concat is None else tuple(concat))
 
-        return cls(cell(normal, "normal", normal_concat), cell(reduction, "reduction", reduction_concat), name=name)
+        return cls(cell(normal, "normal", concat.get("normal")), cell(reduction, "reduction", concat.get("reduction")),
+                   name=name)
 
     # --- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The one on-disk form (genotype JSON files, model cards, retrain.json, summaries).
+
+        `id` and `num_blocks` are derived, and checked by `from_dict` when present, so an
+        edited or corrupted file is caught.
+        """
         data: dict[str, Any] = {"normal": self.normal.to_dict(), "reduction": self.reduction.to_dict()}
         if self.name is not None:
             data["name"] = self.name
+        data["id"] = self.id
+        data["num_blocks"] = self.num_blocks
         return data
 
     @classmethod
@@ -280,10 +289,7 @@ class Genotype:
         return genotype
 
     def to_json(self, indent: int | None = 2) -> str:
-        data = self.to_dict()
-        data["id"] = self.id
-        data["num_blocks"] = self.num_blocks
-        return json.dumps(data, indent=indent, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "Genotype":
@@ -294,8 +300,8 @@ class Genotype:
         return cls.from_dict(data)
 
     def save(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(self.to_json() + "\n")
+        """Write the JSON form atomically (a resume or a reader never sees half a file)."""
+        write_text(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str) -> "Genotype":
@@ -326,6 +332,21 @@ class Genotype:
         )
 
 
+# The published cells (`nasnet_keras.published_cells`), built once, by registered name.
+NAMED_GENOTYPES: dict[str, Genotype] = {
+    key: Genotype.from_blocks(**rows) for key, rows in published_cells.PUBLISHED.items()
+}
+NASNET_A = NAMED_GENOTYPES["nasnet_a"]
+
+
+def named_genotype(name: str) -> Genotype:
+    """A published genotype by its registered name ("nasnet_a")."""
+    try:
+        return NAMED_GENOTYPES[name]
+    except KeyError:
+        raise ValueError(f"Unknown genotype name {name!r}. Registered: {', '.join(NAMED_GENOTYPES)}") from None
+
+
 def as_genotype(value: Any) -> Genotype:
     """Accept a Genotype, its dict, a JSON string, a JSON file path or a registered name."""
     if isinstance(value, Genotype):
@@ -333,18 +354,14 @@ def as_genotype(value: Any) -> Genotype:
     if isinstance(value, Mapping):
         return Genotype.from_dict(value)
     if isinstance(value, str):
-        from nasnet_keras import published_cells as genotypes  # local: the table imports this module
-
-        if value in genotypes.GENOTYPES:
-            return genotypes.GENOTYPES[value]
+        if value in NAMED_GENOTYPES:
+            return NAMED_GENOTYPES[value]
         if value.lstrip().startswith("{"):
             return Genotype.from_json(value)
-        import os
-
         if os.path.exists(value):
             return Genotype.load(value)
         raise ValueError(
-            f"Unknown genotype {value!r}: not a registered name ({', '.join(genotypes.GENOTYPES)}), "
+            f"Unknown genotype {value!r}: not a registered name ({', '.join(NAMED_GENOTYPES)}), "
             "a JSON document, nor an existing JSON file"
         )
     raise ValueError(f"Expected a Genotype, dict, JSON string, file path or name. Received: {type(value).__name__}")

@@ -74,39 +74,3 @@ def format_count(value: float) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.2f}{unit}"
     return str(int(value))
-
-
-# --- CLI -------------------------------------------------------------------------------------
-def _cmd_profile(args) -> int:
-    from nasnet_keras import variants
-
-    if args.model.endswith(".keras"):
-        import keras
-
-        model = keras.models.load_model(args.model)
-        result = profile(model)
-        print(f"{args.model}: params {result.params:,} ({format_count(result.params)}), "
-              f"Mult-Adds {result.mult_adds:,} ({format_count(result.mult_adds)}) at {result.input_shape}")
-    else:
-        variant = variants.get(args.model)
-        row = variants.profile_variant(variant, include_aux=args.aux)
-        variants.print_rows([row])
-    return 0
-
-
-def _cmd_variants(args) -> int:
-    from nasnet_keras import variants
-
-    variants.print_table(names=args.names or None)
-    return 0
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("profile", help="parameters and Mult-Adds of a named variant or a .keras file")
-    p.add_argument("model", help="a named variant (see `nasnet variants`) or a .keras file")
-    p.add_argument("--aux", action="store_true", help="include the auxiliary head in the count")
-    p.set_defaults(func=_cmd_profile)
-    v = subparsers.add_parser("variants", help="the named variants with params and Mult-Adds beside the paper's")
-    v.add_argument("names", nargs="*", help="only these variants")
-    v.set_defaults(func=_cmd_variants)
-

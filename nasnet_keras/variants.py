@@ -3,8 +3,10 @@
 Each variant says how to build it (skeleton, N, F, input size, stem) and how the paper
 / TF-slim trained it (drop-path keep probability, dropout, weight decay, BatchNorm),
 next to the published parameter count and Mult-Adds (Tables 1-2, reference.md §1-2).
-`build(name, **overrides)` is the one constructor; `print_table()` compares our
-accounting with the paper's (see docs/accounting.md for the figures that differ and why).
+`build(name, **overrides)` is the one constructor; `nasnet_keras.variants_cli.print_table()`
+compares our accounting with the paper's (see docs/accounting.md for the figures that differ
+and why). The "mobile" and "large" rows take their architecture from keras.applications'
+configurations (`applications.MOBILE` / `applications.LARGE`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from nasnet_keras.profiling import format_count
+from nasnet_keras.applications import LARGE, MOBILE, NASNet, NASNetCIFAR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +42,6 @@ class Variant:
     note: str = ""
 
     def build(self, **overrides):
-        from nasnet_keras.applications import NASNet, NASNetCIFAR
-
         kwargs: dict[str, Any] = {
             "penultimate_filters": self.penultimate_filters,
             "num_blocks": self.num_blocks,
@@ -72,6 +72,13 @@ class Variant:
         }
 
 
+def _keras_applications(config: dict) -> dict[str, Any]:
+    """A keras.applications configuration (`applications.MOBILE` / `LARGE`) as Variant fields."""
+    return {"num_blocks": config["num_blocks"], "penultimate_filters": config["penultimate_filters"],
+            "image_size": config["default_size"], "stem_filters": config["stem_block_filters"],
+            "skip_reduction": config["skip_reduction"]}
+
+
 _IMAGENET_MOBILE = dict(drop_path_keep_prob=1.0, dropout=0.5, weight_decay=4e-5)
 _IMAGENET_LARGE = dict(drop_path_keep_prob=0.7, dropout=0.5, weight_decay=5e-5)
 _CIFAR = dict(drop_path_keep_prob=0.6, weight_decay=5e-4, bn_momentum=0.9, bn_epsilon=1e-5)
@@ -79,14 +86,14 @@ _CIFAR = dict(drop_path_keep_prob=0.6, weight_decay=5e-4, bn_momentum=0.9, bn_ep
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
-        Variant("mobile", "4 @ 1056", "imagenet", 4, 1056, 224, 1000, stem_filters=32,
+        Variant("mobile", "4 @ 1056", "imagenet", classes=1000, **_keras_applications(MOBILE),
                 paper_params=5.3e6, paper_mult_adds=564e6, paper_result="74.0 / 91.6", **_IMAGENET_MOBILE),
         Variant("5@1538", "5 @ 1538", "imagenet", 5, 1536, 299, 1000, stem_filters=32,
                 paper_params=10.9e6, paper_mult_adds=2.35e9, paper_result="78.6 / 94.2",
                 note="F=1538 is not a multiple of 24; built as 5 @ 1536 (64 filters)", **_IMAGENET_MOBILE),
         Variant("7@1920", "7 @ 1920", "imagenet", 7, 1920, 299, 1000, stem_filters=32,
                 paper_params=22.6e6, paper_mult_adds=4.93e9, paper_result="80.8 / 95.3", **_IMAGENET_MOBILE),
-        Variant("large", "6 @ 4032", "imagenet", 6, 4032, 331, 1000, stem_filters=96, skip_reduction=True,
+        Variant("large", "6 @ 4032", "imagenet", classes=1000, **_keras_applications(LARGE),
                 paper_params=88.9e6, paper_mult_adds=23.8e9, paper_result="82.7 / 96.2", **_IMAGENET_LARGE),
         Variant("cifar_6@768", "6 @ 768", "cifar", 6, 768, 32, 10,
                 paper_params=3.3e6, paper_result="3.41% (2.65% cutout)", **_CIFAR),
@@ -106,43 +113,3 @@ def get(name: str) -> Variant:
 def build(name: str, **overrides):
     """Build a named variant; keyword overrides go to NASNet / NASNetCIFAR."""
     return get(name).build(**overrides)
-
-
-def profile_variant(variant: Variant, include_aux: bool = False) -> dict[str, Any]:
-    import keras
-
-    from nasnet_keras.profiling import profile
-
-    model = variant.build(aux_head=include_aux)
-    result = profile(model)
-    keras.backend.clear_session()
-    return {"variant": variant, "params": result.params, "trainable": result.trainable_params,
-            "mult_adds": result.mult_adds}
-
-
-def _deviation(ours: float, paper: float | None) -> str:
-    return "-" if not paper else f"{100.0 * (ours - paper) / paper:+.1f}%"
-
-
-def print_rows(rows: list[dict[str, Any]]) -> None:
-    header = (f"{'variant':14s} {'N @ F':10s} {'input':>5s} | {'params':>8s} {'paper':>6s} {'diff':>7s} | "
-              f"{'Mult-Adds':>9s} {'paper':>6s} {'diff':>7s} | paper top-1/top-5 or error")
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        v = row["variant"]
-        print(
-            f"{v.name:14s} {v.label:10s} {v.image_size:5d} | {format_count(row['params']):>8s} "
-            f"{format_count(v.paper_params) if v.paper_params else '-':>6s} {_deviation(row['params'], v.paper_params):>7s} | "
-            f"{format_count(row['mult_adds']):>9s} "
-            f"{format_count(v.paper_mult_adds) if v.paper_mult_adds else '-':>6s} "
-            f"{_deviation(row['mult_adds'], v.paper_mult_adds):>7s} | {v.paper_result}"
-            + (f"  [{v.note}]" if v.note else "")
-        )
-
-
-def print_table(names=None) -> list[dict[str, Any]]:
-    """Build every named variant, count it, print it beside the paper's figures."""
-    rows = [profile_variant(get(name)) for name in (names or VARIANTS)]
-    print_rows(rows)
-    return rows

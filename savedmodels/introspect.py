@@ -14,7 +14,7 @@ import math
 import keras
 
 from nasnet_keras.cells import NASNetCell
-from nasnet_keras.genotype import Genotype
+from nasnet_keras.genotype import NAMED_GENOTYPES, Genotype
 
 
 @dataclasses.dataclass
@@ -92,9 +92,7 @@ def _genotype(cells) -> Genotype | None:
     if normal is None or reduction is None:
         return None
     genotype = Genotype(normal, reduction)
-    from nasnet_keras import published_cells as genotypes
-
-    for name, known in genotypes.GENOTYPES.items():
+    for known in NAMED_GENOTYPES.values():
         if known.id == genotype.id:
             return known
     return genotype

@@ -22,6 +22,8 @@ import os
 import sys
 import time
 
+from nasnet_keras.checks import check_choice, check_int
+
 DEFAULT_DIRECTORY = os.path.join("runs", "search")
 
 
@@ -85,11 +87,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(name: str, value, minimum: int = 1) -> None:
-    if value is not None and value < minimum:
-        raise ValueError(f"--{name} must be >= {minimum}. Received: {value}")
-
-
 def _load_genotypes(paths):
     from nasnet_keras.genotype import Genotype
 
@@ -111,18 +108,18 @@ def run_search(args) -> int:
     """The `search` sub-command; returns the exit code (ValueErrors are printed by `nasnet`)."""
     from tuner.oracles import STRATEGIES
 
-    if args.strategy not in STRATEGIES:
-        raise ValueError(f"Unknown --strategy {args.strategy!r}. Accepted: {', '.join(STRATEGIES)}")
-    _positive("max-trials", args.max_trials, 0)
-    _positive("max-failures", args.max_failures)
-    _positive("top-k", args.top_k, 0)
-    _positive("final-epochs", args.final_epochs)
+    check_choice("--strategy", args.strategy, STRATEGIES)
+    check_int("--max-trials", args.max_trials, minimum=0)
+    check_int("--max-failures", args.max_failures, minimum=1)
+    check_int("--top-k", args.top_k, minimum=0)
+    check_int("--final-epochs", args.final_epochs, minimum=1, allow_none=True)
     extra = _load_genotypes(args.genotype)
 
     from nasnet_keras import data
     from tuner.children import ChildConfig
     from tuner.oracles import make_oracle
-    from tuner.search import NASTuner, is_distributed_worker
+    from tuner.keras_tuner_internals import is_chief_oracle, is_distributed_worker
+    from tuner.search import NASTuner
     from tuner.space import SearchSpace
 
     info = data.info(args.dataset, args.data_dir)
@@ -132,14 +129,10 @@ def run_search(args) -> int:
         image_size=args.image_size, run_eagerly={"auto": "auto", "yes": True, "no": False}[args.run_eagerly],
     )
     space = SearchSpace(num_blocks=args.num_blocks)
-    ppo_options = {}
-    if args.strategy == "ppo":
-        ppo_options = {"batch_size": args.controller_batch, "learning_rate": args.controller_lr}
-    elif args.controller_batch is not None or args.controller_lr is not None:
-        raise ValueError("--controller-batch and --controller-lr configure the PPO controller; "
-                         f"they mean nothing with --strategy {args.strategy}")
+    # None leaves PPO's own defaults; make_oracle refuses PPO options for other strategies.
     oracle = make_oracle(args.strategy, space, max_trials=args.max_trials, seed=args.seed,
-                         max_consecutive_failed_trials=args.max_failures, **ppo_options)
+                         max_consecutive_failed_trials=args.max_failures,
+                         batch_size=args.controller_batch, learning_rate=args.controller_lr)
     run_info = {"dataset": args.dataset, "validation_size": args.validation_size, "subset": args.subset,
                 "seed": args.seed}
     split = {}
@@ -153,10 +146,8 @@ def run_search(args) -> int:
             )
         return split["train"], split["validation"]
 
-    from keras_tuner.src.distribute import utils as dist_utils
-
     # Before the tuner touches --directory, so a missing dataset fails fast and leaves nothing.
-    train, validation = (None, None) if dist_utils.is_chief_oracle() else search_data()
+    train, validation = (None, None) if is_chief_oracle() else search_data()
     tuner = NASTuner(oracle, config, search_space=space, strategy=args.strategy, run_info=run_info,
                      fit_verbose=args.verbose, directory=args.directory, overwrite=args.overwrite)
     print(f"nasnet search: {args.strategy} on {args.dataset} "

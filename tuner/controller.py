@@ -16,12 +16,13 @@ trace (see `PolicyGraphs`), so a call costs one graph execution.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from nasnet_keras.checks import check_int
+from nasnet_keras.fileio import atomic_path
 
 INIT_SCALE = 0.1  # U(-0.1, 0.1), paper App. A.2
 # Logit of the padding slots of the padded heads (see `PolicyGraphs`): finite, so that their
@@ -39,20 +40,13 @@ WEIGHT_NAMES = (
 )
 
 
-def _atomic_savez(path: str, arrays: dict) -> None:
-    """Write an .npz so that a reader sees the old file or the new one, never a torn one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+# The controller `.npz` format (one for `Controller.save` and the oracle's
+# controller.weights.npz): weight i of `WEIGHT_NAMES` under "controller/<i>", the
+# `get_config()` JSON under "config", and whatever else the writer adds under its own keys
+# (the oracle: "optimizer/<i>" and "state"). Oracle files written before "config" existed
+# load too (the config is then not checked).
+WEIGHT_KEY = "controller/{}"
+CONFIG_KEY = "config"
 
 
 class PolicyGraphs:
@@ -174,13 +168,9 @@ class Controller:
     def __init__(self, sizes: Sequence[int], units: int = 100, embedding_dim: int | None = None, seed=None):
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) == 0:
             raise ValueError(f"`sizes` must be a non-empty list of option counts. Received: sizes={sizes!r}")
-        for d, size in enumerate(sizes):
-            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-                raise ValueError(f"Decision {d} must have an integer number of options >= 1. Received: {size!r}")
-        for what, value in (("units", units), ("embedding_dim", embedding_dim)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"`{what}` must be a positive integer. Received: {what}={value!r}")
-        self.sizes = tuple(int(s) for s in sizes)
+        self.sizes = tuple(check_int("options", size, minimum=1, where=f"Decision {d}") for d, size in enumerate(sizes))
+        check_int("units", units, minimum=1)
+        check_int("embedding_dim", embedding_dim, minimum=1, allow_none=True)
         self.units = units
         self.embedding_dim = embedding_dim or units
         self.seed = seed
@@ -231,26 +221,40 @@ class Controller:
     def get_config(self) -> dict:
         return {"sizes": list(self.sizes), "units": self.units, "embedding_dim": self.embedding_dim}
 
-    def save(self, path: str) -> None:
-        """Write weights and config to an .npz file, atomically."""
-        arrays = {name: value for name, value in zip(WEIGHT_NAMES, self.get_weights())}
-        arrays["config"] = np.array(json.dumps(self.get_config()))
-        _atomic_savez(path, arrays)
+    def save(self, path: str, extra: Mapping[str, np.ndarray] | None = None) -> None:
+        """Write weights, config and `extra` arrays to an .npz file, atomically."""
+        arrays = {WEIGHT_KEY.format(i): value for i, value in enumerate(self.get_weights())}
+        arrays[CONFIG_KEY] = np.array(json.dumps(self.get_config()))
+        clash = sorted(set(arrays) & set(extra or {}))
+        if clash:
+            raise ValueError(f"`extra` may not use the controller's own keys. Received: {clash}")
+        arrays.update(extra or {})
+        with atomic_path(path) as temporary:
+            np.savez(temporary, **arrays)
 
-    def load(self, path: str) -> None:
-        """Load weights written by `save` into this controller (same sizes/units required)."""
+    def load(self, path: str) -> dict[str, np.ndarray]:
+        """Load weights written by `save` into this controller (same config required).
+
+        Returns the file's other arrays (what `save` got as `extra`).
+        """
         with np.load(path) as data:
-            config = json.loads(str(data["config"])) if "config" in data else None
-            if config is not None and config != self.get_config():
-                raise ValueError(
-                    f"{path} holds a controller with config {config}, but this controller has {self.get_config()}"
-                )
-            self.set_weights([data[name] for name in WEIGHT_NAMES])
+            if CONFIG_KEY in data:
+                config = json.loads(str(data[CONFIG_KEY]))
+                if config != self.get_config():
+                    raise ValueError(
+                        f"{path} holds a controller with config {config}, but this controller has {self.get_config()}"
+                    )
+            own = [WEIGHT_KEY.format(i) for i in range(len(WEIGHT_NAMES))]
+            missing = [key for key in own if key not in data]
+            if missing:
+                raise ValueError(f"{path} is not a controller file: it has no {', '.join(missing)}")
+            self.set_weights([data[key] for key in own])
+            return {key: data[key] for key in data.files if key not in own and key != CONFIG_KEY}
 
     @classmethod
     def from_file(cls, path: str) -> "Controller":
         with np.load(path) as data:
-            config = json.loads(str(data["config"]))
+            config = json.loads(str(data[CONFIG_KEY]))
         controller = cls(**config)
         controller.load(path)
         return controller
@@ -270,8 +274,7 @@ class Controller:
         a generator derived from its seed and trial count so that sampling is reproducible
         across a restart.
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"`n` must be a positive integer. Received: n={n!r}")
+        n = check_int("n", n, minimum=1)
         rng = self._rng if rng is None else rng
         uniform = rng.random((int(n), self.num_decisions, self._graphs.width))
         gumbel = -np.log(-np.log(np.clip(uniform, 1e-12, 1.0 - 1e-12)))

@@ -25,8 +25,8 @@ in `num_skipped`.
 
 Persistence: `oracle.json` (JSON only) holds keras-tuner's state plus this oracle's
 (space, PPO statistics and buffer, pending trials, sample counter). The controller and
-Adam weights are in `<project_dir>/controller.weights.npz`, written atomically whenever
-they changed (after each PPO update, and once at start), *before* oracle.json, together
+Adam weights are in `<project_dir>/controller.weights.npz` (`Controller.save`'s format, the
+Adam slots and state as its extra arrays), written atomically whenever they changed (after each PPO update, and once at start), *before* oracle.json, together
 with a copy of the JSON state of that moment. `reload()` (keras-tuner calls it when a
 tuner is created with `overwrite=False`) restores both, then repairs the two windows a
 kill can leave open:
@@ -55,16 +55,10 @@ import keras_tuner
 import numpy as np
 from keras_tuner.oracles import RandomSearchOracle
 
-from tuner.controller import Controller, _atomic_savez
-from tuner.ppo import (
-    DEFAULT_BASELINE_DECAY,
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_CLIP,
-    DEFAULT_ENTROPY_WEIGHT,
-    DEFAULT_EPOCHS,
-    DEFAULT_LEARNING_RATE,
-    PPO,
-)
+from nasnet_keras.checks import check_choice
+from tuner import keras_tuner_internals as internals
+from tuner.controller import Controller
+from tuner.ppo import PPO, PPO_OPTIONS
 from tuner.space import SearchSpace
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
@@ -112,11 +106,11 @@ class PPOOracle(keras_tuner.Oracle):
         max_trials: children to sample in total (paper: 20,000). At the limit
             `populate_space` answers STOPPED.
         seed: seeds the controller's initial weights and the sampling noise.
-        learning_rate, entropy_weight, baseline_decay, batch_size: paper values
-            (0.00035, 0.00001, 0.95, 20); clip, epochs: see `tuner.ppo.PPO`.
-        units: controller LSTM size (paper: 100).
-        **kwargs: passed to `keras_tuner.Oracle`, e.g. `max_retries_per_trial`,
-            `max_consecutive_failed_trials`.
+        units: controller LSTM size (default: `Controller`'s, the paper's 100).
+        **kwargs: PPO's options (`tuner.ppo.PPO_OPTIONS`: learning_rate, entropy_weight,
+            baseline_decay, batch_size, clip, epochs; defaults and their sources in
+            `tuner.ppo.PPO`) go to PPO; the rest to `keras_tuner.Oracle`, e.g.
+            `max_retries_per_trial`, `max_consecutive_failed_trials`.
     """
 
     def __init__(
@@ -125,16 +119,11 @@ class PPOOracle(keras_tuner.Oracle):
         objective=None,
         max_trials: int | None = DEFAULT_MAX_TRIALS,
         seed: int | None = None,
-        learning_rate: float = DEFAULT_LEARNING_RATE,
-        entropy_weight: float = DEFAULT_ENTROPY_WEIGHT,
-        baseline_decay: float = DEFAULT_BASELINE_DECAY,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        clip: float = DEFAULT_CLIP,
-        epochs: int = DEFAULT_EPOCHS,
-        units: int = 100,
+        units: int | None = None,
         **kwargs,
     ):
         self.search_space = _check_space(search_space, kwargs, "PPOOracle")
+        ppo_options = {name: kwargs.pop(name) for name in PPO_OPTIONS if name in kwargs}
         super().__init__(
             objective=_default_objective(objective),
             max_trials=max_trials,
@@ -143,16 +132,9 @@ class PPOOracle(keras_tuner.Oracle):
             **kwargs,
         )
         # numpy generators need a non-negative seed; keras-tuner accepts any int.
-        self.controller = Controller(search_space.sizes, units=units, seed=abs(int(self.seed)))
-        self.ppo = PPO(
-            self.controller,
-            learning_rate=learning_rate,
-            entropy_weight=entropy_weight,
-            baseline_decay=baseline_decay,
-            batch_size=batch_size,
-            clip=clip,
-            epochs=epochs,
-        )
+        controller_options = {} if units is None else {"units": units}
+        self.controller = Controller(search_space.sizes, seed=abs(int(self.seed)), **controller_options)
+        self.ppo = PPO(self.controller, **ppo_options)
         # trial_id -> {"indices": [...], "log_prob": float, "num_updates": policy version}
         self.pending: dict[str, dict[str, Any]] = {}
         self.num_sampled = 0
@@ -267,15 +249,14 @@ class PPOOracle(keras_tuner.Oracle):
 
     @property
     def weights_path(self) -> str:
-        return os.path.join(self._project_dir, WEIGHTS_FILE)
+        return os.path.join(internals.project_dir(self), WEIGHTS_FILE)
 
     def save(self):
         path = self.weights_path
         if self._weights_version != self.ppo.num_updates or not os.path.exists(path):
-            arrays = {f"controller/{i}": w for i, w in enumerate(self.controller.get_weights())}
-            arrays.update({f"optimizer/{i}": w for i, w in enumerate(self.ppo.optimizer.get_weights())})
+            arrays = {f"optimizer/{i}": w for i, w in enumerate(self.ppo.optimizer.get_weights())}
             arrays["state"] = np.array(json.dumps(self._strategy_state()))
-            _atomic_savez(path, arrays)
+            self.controller.save(path, extra=arrays)
             self._weights_version = self.ppo.num_updates
         super().save()
 
@@ -285,12 +266,11 @@ class PPOOracle(keras_tuner.Oracle):
         if not os.path.exists(path):
             raise FileNotFoundError(
                 f"Cannot resume the PPO search: {path} (controller and optimizer weights) is missing while "
-                f"{self._get_oracle_fname()} exists. Restore the file, or start a new project"
+                f"{internals.oracle_file(self)} exists. Restore the file, or start a new project"
             )
-        with np.load(path) as data:
-            controller = [data[f"controller/{i}"] for i in range(len(self.controller.trainable_variables))]
-            optimizer = [data[f"optimizer/{i}"] for i in range(len(self.ppo.optimizer.get_weights()))]
-            disk_state = json.loads(str(data["state"]))
+        extra = self.controller.load(path)  # a stale file fails the resume below
+        optimizer = [extra[f"optimizer/{i}"] for i in range(len(self.ppo.optimizer.get_weights()))]
+        disk_state = json.loads(str(extra["state"]))
         disk_updates = disk_state["ppo"]["num_updates"]
         if disk_updates > self.ppo.num_updates:
             # Killed between writing the weights and oracle.json: the weights' state is newer.
@@ -300,7 +280,6 @@ class PPOOracle(keras_tuner.Oracle):
                 f"{path} holds the controller after {disk_updates} PPO updates but oracle.json records "
                 f"{self.ppo.num_updates}; the weights file is stale (was it replaced?)"
             )
-        self.controller.set_weights(controller)
         self.ppo.optimizer.set_weights(optimizer)
         self._weights_version = self.ppo.num_updates
         if self._repair_after_kill():
@@ -311,22 +290,23 @@ class PPOOracle(keras_tuner.Oracle):
         ended = set(self.end_order)
         # keras-tuner re-queues every trial oracle.json lists as ongoing, even one whose end
         # it had already recorded (it saves before forgetting the trial): don't re-run it.
-        requeued = [t for t in self._retry_queue if t in ended and self.trials[t].status != TrialStatus.INVALID]
+        retry_queue = internals.retry_queue(self)
+        requeued = [t for t in retry_queue if t in ended and self.trials[t].status != TrialStatus.INVALID]
         for trial_id in requeued:
-            self._retry_queue.remove(trial_id)
+            retry_queue.remove(trial_id)
             changed = True
         for trial_id in list(self.pending):
             if trial_id not in self.trials:
                 warnings.warn(f"Dropping the sampling record of unknown trial {trial_id!r}", stacklevel=2)
                 del self.pending[trial_id]
                 changed = True
-            elif trial_id in ended and trial_id not in self._retry_queue:
+            elif trial_id in ended and trial_id not in retry_queue:
                 self._settle(self.trials[trial_id])  # ended, but its reward never reached PPO
                 changed = True
         return changed
 
 
-class NASRandomOracle(RandomSearchOracle):
+class RandomOracle(RandomSearchOracle):
     """The paper's baseline: every decision drawn uniformly (Sec. 4.4, Fig. 6).
 
     keras-tuner's `RandomSearchOracle` over `search_space.hyperparameters()`: each
@@ -338,7 +318,7 @@ class NASRandomOracle(RandomSearchOracle):
 
     def __init__(self, search_space: SearchSpace, objective=None, max_trials: int | None = DEFAULT_MAX_TRIALS,
                  seed: int | None = None, **kwargs):
-        self.search_space = _check_space(search_space, kwargs, "NASRandomOracle")
+        self.search_space = _check_space(search_space, kwargs, "RandomOracle")
         super().__init__(
             objective=_default_objective(objective),
             max_trials=max_trials,
@@ -358,8 +338,9 @@ class NASRandomOracle(RandomSearchOracle):
             _check_stored_space(self.search_space, state[SPACE_KEY], "oracle.json")
 
 
-STRATEGIES = {"ppo": PPOOracle, "random": NASRandomOracle}
-_PPO_ONLY = ("learning_rate", "entropy_weight", "baseline_decay", "batch_size", "clip", "epochs", "units")
+STRATEGIES = {"ppo": PPOOracle, "random": RandomOracle}
+# Options of the PPO controller that mean nothing to other strategies.
+_PPO_ONLY = PPO_OPTIONS + ("units",)
 
 
 def make_oracle(strategy: str, search_space: SearchSpace, **kwargs) -> keras_tuner.Oracle:
@@ -369,8 +350,7 @@ def make_oracle(strategy: str, search_space: SearchSpace, **kwargs) -> keras_tun
     optional arguments through unchanged. PPO options given a value with strategy
     "random" are an error rather than silently ignored.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"Unknown search strategy {strategy!r}. Accepted: {', '.join(STRATEGIES)}")
+    check_choice("strategy", strategy, STRATEGIES, hint=" (the search strategy)")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if strategy == "random":
         ignored = [k for k in _PPO_ONLY if k in kwargs]

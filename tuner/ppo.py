@@ -5,27 +5,24 @@ and a baseline that is an exponential moving average of previous rewards with we
 0.95; the controller is updated on minibatches of 20 architectures. The paper does not
 give PPO's clip range or the number of epochs per batch; see `PPO` for the choice.
 
+The hyperparameters are declared once, as `PPO.__init__`'s defaults; `PPO_OPTIONS` names
+them for the oracle and the command line.
+
 Like the controller, this module knows nothing of keras-tuner: it takes decision
 indices, the log-probability they had when sampled, and a reward ("higher is better").
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from nasnet_keras.checks import check_int, check_number
 from tuner.controller import Controller
-
-# The paper's settings (App. A.2-A.3), shared with PPOOracle's signature.
-DEFAULT_LEARNING_RATE = 0.00035
-DEFAULT_ENTROPY_WEIGHT = 0.00001
-DEFAULT_BASELINE_DECAY = 0.95
-DEFAULT_BATCH_SIZE = 20
-DEFAULT_CLIP = 0.2
-DEFAULT_EPOCHS = 10
 
 
 class Adam:
@@ -71,15 +68,6 @@ class Adam:
                 raise ValueError(f"Optimizer slot {slot.name} must have shape {tuple(slot.shape)}. Received: {np.shape(value)}")
         for slot, value in zip([self.step] + self.m + self.v, weights):
             slot.assign(np.asarray(value, dtype=np.float32))
-
-
-def _positive(name: str, value, integer: bool = False, allow_zero: bool = False):
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        kind = "integer" if integer else "number"
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"`{name}` must be a finite {kind} {bound}. Received: {name}={value!r}")
-    return value
 
 
 class _UpdateGraphs:
@@ -173,24 +161,23 @@ class PPO:
     def __init__(
         self,
         controller: Controller,
-        learning_rate: float = DEFAULT_LEARNING_RATE,
-        entropy_weight: float = DEFAULT_ENTROPY_WEIGHT,
-        baseline_decay: float = DEFAULT_BASELINE_DECAY,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        clip: float = DEFAULT_CLIP,
-        epochs: int = DEFAULT_EPOCHS,
+        learning_rate: float = 0.00035,
+        entropy_weight: float = 0.00001,
+        baseline_decay: float = 0.95,
+        batch_size: int = 20,
+        clip: float = 0.2,
+        epochs: int = 10,
     ):
         if not isinstance(controller, Controller):
             raise ValueError(f"`controller` must be a tuner.controller.Controller. Received: {type(controller).__name__}")
         self.controller = controller
-        self.learning_rate = _positive("learning_rate", learning_rate)
-        self.entropy_weight = _positive("entropy_weight", entropy_weight, allow_zero=True)
-        self.baseline_decay = _positive("baseline_decay", baseline_decay, allow_zero=True)
-        if baseline_decay >= 1:
-            raise ValueError(f"`baseline_decay` must be in [0, 1). Received: baseline_decay={baseline_decay!r}")
-        self.batch_size = _positive("batch_size", batch_size, integer=True)
-        self.clip = _positive("clip", clip)
-        self.epochs = _positive("epochs", epochs, integer=True)
+        self.learning_rate = check_number("learning_rate", learning_rate, minimum=0, exclusive_minimum=True)
+        self.entropy_weight = check_number("entropy_weight", entropy_weight, minimum=0)
+        self.baseline_decay = check_number("baseline_decay", baseline_decay, minimum=0, maximum=1,
+                                           exclusive_maximum=True)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.clip = check_number("clip", clip, minimum=0, exclusive_minimum=True)
+        self.epochs = check_int("epochs", epochs, minimum=1)
         self.optimizer = Adam(controller.trainable_variables, learning_rate)
 
         self.baseline: float | None = None
@@ -281,3 +268,9 @@ class PPO:
         self.num_updates = int(state["num_updates"])
         self.buffer = [dict(entry) for entry in state["buffer"]]
         self.last_stats = dict(state.get("last_stats", {}))
+
+
+# PPO's options, declared once: the keyword arguments (and paper defaults) of `PPO.__init__`.
+# `PPOOracle` forwards these and `make_oracle` refuses them for strategies without PPO.
+PPO_OPTIONS: tuple[str, ...] = tuple(name for name in inspect.signature(PPO.__init__).parameters
+                                     if name not in ("self", "controller"))

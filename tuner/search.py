@@ -30,10 +30,10 @@ import time
 from typing import Any, Callable, Iterable, Mapping
 
 import keras_tuner
-from keras_tuner.src.distribute import utils as dist_utils
 
 from nasnet_keras.genotype import Genotype, as_genotype
 from tuner import history, plots
+from tuner.keras_tuner_internals import is_distributed_worker
 from tuner.children import ChildConfig, ChildFailedError, train_child
 from tuner.space import SearchSpace
 
@@ -44,11 +44,6 @@ FINAL_CELLS_FILE = "final_cells.png"
 RETRAIN_FILE = "retrain.json"
 CURVE_FILE = "search_curve.png"
 GENOTYPE_FILE = "genotype.json"
-
-
-def is_distributed_worker() -> bool:
-    """True in a keras-tuner worker process (distributed search, not the chief)."""
-    return dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
 
 
 def _write_json(path: str, data: Any) -> None:

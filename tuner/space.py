@@ -12,7 +12,7 @@ views of one architecture:
 
 Only the searched part of a cell is a decision: the cell output is always the
 concatenation of its loose ends (paper Sec. 3), so `decode` builds cells with the default
-`output_states` (which `CellGenotype` resolves to the loose ends).
+`concat` (which `CellGenotype` resolves to the loose ends).
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from typing import Any
 
 import keras
 
-from nasnet_keras import published_cells as genotypes, variants
+from nasnet_keras import variants
+from nasnet_keras.genotype import NASNET_A
 from nasnet_keras.genotype import Genotype, as_genotype
 from nasnet_keras.keras_weights import is_legacy_h5, read_legacy_h5, weighted_leaf_layers
 
@@ -56,7 +57,7 @@ class ModelSpec:
 def resolve_model(model: str | Genotype, base_variant: str, **overrides) -> ModelSpec:
     """`model` as a variant name, else as a genotype on `base_variant`'s skeleton."""
     if isinstance(model, str) and model in variants.VARIANTS:
-        variant, genotype = model, genotypes.NASNET_A
+        variant, genotype = model, NASNET_A
     else:
         try:
             genotype = as_genotype(model)
@@ -148,7 +149,7 @@ def load_source_model(source: SourceWeights, spec: ModelSpec, input_shape, model
     kwargs = {k: v for k, v in model_kwargs.items() if k.startswith("bn_")}
     kwargs.update(spec.overrides, genotype=spec.genotype, aux_head=False)
     if source.kind == "imagenet":
-        if spec.genotype.id != genotypes.NASNET_A.id or spec.overrides:
+        if spec.genotype.id != NASNET_A.id or spec.overrides:
             raise ValueError(
                 f"weights='imagenet' exist only for NASNet-A mobile and large as published; received "
                 f"{spec.describe()}"

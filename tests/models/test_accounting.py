@@ -8,13 +8,13 @@ import keras
 import pytest
 
 import nasnet_keras
-from nasnet_keras import variants
+from nasnet_keras import variants, variants_cli
 from nasnet_keras.profiling import count_mult_adds, profile
 
 
 @pytest.fixture(scope="module")
 def rows():
-    return {name: variants.profile_variant(variants.get(name)) for name in variants.VARIANTS}
+    return {name: variants_cli.profile_variant(variants.get(name)) for name in variants.VARIANTS}
 
 
 def within(value, target, tolerance=0.02):

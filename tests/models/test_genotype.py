@@ -5,7 +5,7 @@ import json
 import pytest
 
 from nasnet_keras.genotype import COMBINES, OPS, Block, CellGenotype, Genotype, as_genotype
-from nasnet_keras.published_cells import NASNET_A
+from nasnet_keras.genotype import NASNET_A
 
 NORMAL = [(0, 1, "sep_conv_3x3", "identity"), (0, 2, "avg_pool_3x3", "max_pool_3x3", "concat")]
 REDUCTION = [(0, 1, "sep_conv_5x5", "max_pool_3x3"), (2, 1, "conv_1x1", "identity", "add_layernorm")]
@@ -72,11 +72,11 @@ def test_str_is_readable():
 @pytest.mark.parametrize(
     "normal, message",
     [
-        ([(0, 2, "sep_conv_3x3", "identity")], r"block 0: second input must be a hidden-state index in 0\.\.1"),
-        ([(0, -1, "sep_conv_3x3", "identity")], r"block 0: second input .* Received: -1"),
+        ([(0, 2, "sep_conv_3x3", "identity")], r"block 0: `second input` must be an integer in 0\.\.1 \(a hidden-state index"),
+        ([(0, -1, "sep_conv_3x3", "identity")], r"block 0: `second input` .* Received: second input=-1"),
         ([(0, 1, "conv_9x9", "identity")], r"block 0: unknown first op 'conv_9x9'\. Accepted ops: identity"),
         ([(0, 1, "identity", "identity", "mul")], r"block 0: unknown combine method 'mul'\. Accepted: add, concat"),
-        ([(0, 1, "identity", "identity"), (0, 3, "identity", "identity")], r"block 1: second input .*0\.\.2"),
+        ([(0, 1, "identity", "identity"), (0, 3, "identity", "identity")], r"block 1: `second input` .*0\.\.2"),
     ],
 )
 def test_invalid_fields_name_the_block_and_accepted_values(normal, message):
@@ -118,11 +118,11 @@ def test_corrupted_json_and_wrong_shapes():
 
 def test_explicit_concat_validation():
     with pytest.raises(ValueError, match=r"block outputs \[3\] are read by no block and so must be in `concat`"):
-        Genotype.from_blocks(NORMAL, REDUCTION, normal_concat=(1,))
+        Genotype.from_blocks(NORMAL, REDUCTION, concat={"normal": (1,)})
     with pytest.raises(ValueError, match="strictly increasing"):
-        Genotype.from_blocks(NORMAL, REDUCTION, normal_concat=(3, 1))
-    with pytest.raises(ValueError, match=r"`concat` index must be in 0\.\.3"):
-        Genotype.from_blocks(NORMAL, REDUCTION, normal_concat=(3, 7))
+        Genotype.from_blocks(NORMAL, REDUCTION, concat={"normal": (3, 1)})
+    with pytest.raises(ValueError, match=r"`concat` must be an integer in 0\.\.3 \(a state index"):
+        Genotype.from_blocks(NORMAL, REDUCTION, concat={"normal": (3, 7)})
 
 
 def test_blocks_are_immutable():

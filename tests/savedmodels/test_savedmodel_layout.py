@@ -102,9 +102,9 @@ def test_cli_model_argument_errors(tmp_path, capsys):
     assert cli.main(["export", "--model", "no_such_variant", "--out", out]) == 2
     assert "is neither a variant name (mobile" in capsys.readouterr().err
     genotype = str(tmp_path / "g.json")
-    from nasnet_keras import published_cells as genotypes
+    from nasnet_keras.genotype import NASNET_A
 
-    genotypes.NASNET_A.save(genotype)
+    NASNET_A.save(genotype)
     assert cli.main(["export", "--model", genotype, "--out", out]) == 2
     assert "A genotype JSON needs --variant" in capsys.readouterr().err
     assert cli.main(["export", "--model", "mobile", "--out", out, "--set", "oops"]) == 2
@@ -116,7 +116,8 @@ def test_cli_builds_variants_and_genotypes_with_weights(tmp_path, stub_save, mon
     """A variant name and a genotype JSON + weights both reach the exporter, weights loaded."""
     import numpy as np
 
-    from nasnet_keras import cli, published_cells as genotypes, variants
+    from nasnet_keras import cli, variants
+    from nasnet_keras.genotype import NASNET_A
 
     exported_models = []
     real_export = export_module.export
@@ -137,7 +138,7 @@ def test_cli_builds_variants_and_genotypes_with_weights(tmp_path, stub_save, mon
     weights = str(tmp_path / "trained.weights.h5")
     trained.save_weights(weights)
     genotype = str(tmp_path / "genotype.json")
-    genotypes.NASNET_A.save(genotype)
+    NASNET_A.save(genotype)
     base = str(tmp_path / "searched")
     assert cli.main(["export", "--model", genotype, "--variant", "cifar_6@768", "--weights", weights,
                      "--out", base, *tiny]) == 0

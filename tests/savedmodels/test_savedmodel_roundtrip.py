@@ -94,13 +94,13 @@ def test_reloaded_variables_and_regularization(classifier, loaded):
 
 
 def test_model_card(exported, classifier):
-    from nasnet_keras import published_cells as genotypes
+    from nasnet_keras.genotype import NASNET_A
     from nasnet_keras.profiling import profile
     from savedmodels import read_model_card
 
     card = read_model_card(exported.path)
     assert card == exported.card
-    assert card["genotype"]["id"] == genotypes.NASNET_A.id
+    assert card["genotype"]["id"] == NASNET_A.id
     assert card["input_size"] == [SIZE, SIZE, 3] and card["kind"] == "classifier" and card["variant"] == "tiny"
     assert card["class_names"] == CLASS_NAMES and card["top_k"] == 3 and card["weights"] == "raw"
     stats = profile(classifier)

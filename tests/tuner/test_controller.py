@@ -84,7 +84,7 @@ def test_get_set_weights_and_save_load(tmp_path, controller):
 
 
 @pytest.mark.parametrize(
-    "sizes, message", [([], "non-empty"), ([2, 0], "Decision 1.*Received: 0"), ("abc", "non-empty")]
+    "sizes, message", [([], "non-empty"), ([2, 0], "Decision 1.*Received: options=0"), ("abc", "non-empty")]
 )
 def test_invalid_sizes_raise(sizes, message):
     with pytest.raises(ValueError, match=message):

@@ -1,4 +1,4 @@
-"""PPOOracle / NASRandomOracle driven through keras-tuner's trial loop with fake rewards.
+"""PPOOracle / RandomOracle driven through keras-tuner's trial loop with fake rewards.
 
 No model is trained: like keras-tuner's own oracle tests, a test calls `create_trial`,
 `update_trial` and `end_trial` and makes up the score.
@@ -10,7 +10,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from tuner.oracles import NASRandomOracle, PPOOracle, make_oracle
+from tuner.oracles import RandomOracle, PPOOracle, make_oracle
 from tuner.space import SearchSpace
 
 SMALL = SearchSpace(num_blocks=2)
@@ -116,7 +116,7 @@ def test_max_trials_stops_the_search(tmp_path):
 def test_make_oracle_strategies_and_errors():
     assert isinstance(make_oracle("ppo", SMALL, seed=1), PPOOracle)
     random_oracle = make_oracle("random", SMALL, seed=1, learning_rate=None, epochs=None)
-    assert isinstance(random_oracle, NASRandomOracle)
+    assert isinstance(random_oracle, RandomOracle)
     assert random_oracle.objective.name == "val_accuracy" and random_oracle.objective.direction == "max"
     with pytest.raises(ValueError, match=r"Unknown search strategy 'bayesian'. Accepted: ppo, random"):
         make_oracle("bayesian", SMALL)

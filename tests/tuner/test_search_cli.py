@@ -51,11 +51,11 @@ def test_search_command_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--strategy", "evolution"], "Unknown --strategy 'evolution'. Accepted: ppo, random"),
+        (["--strategy", "evolution"], "`--strategy` must be one of 'ppo', 'random'. Received: --strategy='evolution'"),
         (["--dataset", "imagenet21k"], "Unknown dataset 'imagenet21k'. Known datasets: cifar10"),
         (["--genotype", "{missing}"], "no such file"),
         (["--genotype", "{invalid}"], "invalid genotype JSON"),
-        (["--max-trials", "-1"], "--max-trials must be >= 0. Received: -1"),
+        (["--max-trials", "-1"], "`--max-trials` must be an integer >= 0. Received: --max-trials=-1"),
         (["--strategy", "random", "--controller-batch", "5"], "configure the PPO controller"),
         (["--dataset", "cifar10", "--data-dir", "{empty}", "--no-download"], "Routes tried:"),
     ],
@@ -75,7 +75,7 @@ def test_bad_input_is_a_clean_error(tmp_path, capsys, arguments, message):
     assert "Traceback" not in err
     assert not directory.exists()  # nothing is written before the inputs are known to be good
     if message == "invalid genotype JSON":
-        assert str(invalid) in err and "input must be a hidden-state index" in err  # file and fault named
+        assert str(invalid) in err and "(a hidden-state index" in err  # file and fault named
 
 
 def test_unavailable_dataset_error_says_how_to_get_it(tmp_path, capsys):

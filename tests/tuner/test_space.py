@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nasnet_keras.genotype import OPS, Genotype
-from nasnet_keras.published_cells import NASNET_A
+from nasnet_keras.genotype import NASNET_A
 from tuner.space import SearchSpace
 
 
