@@ -19,7 +19,7 @@ from nasnet_keras.applications import (
 )
 from nasnet_keras.cells import NASNetCell
 from nasnet_keras.drop_path import ScheduledDropPath, ScheduledDropPathCallback
-from nasnet_keras.profiling import profile
 from nasnet_keras.genotype import COMBINES, NASNET_A, OPS, Block, CellGenotype, Genotype, as_genotype
+from nasnet_keras.profiling import profile
 
 __version__ = "0.1.0"

@@ -10,15 +10,17 @@ the auxiliary head, dropout before the classifier and L2 weight decay.
 
 from __future__ import annotations
 
+import numbers
 import os
 
 import keras
 from keras import layers
 from keras.src.applications import imagenet_utils as _keras_imagenet_utils
 
+from nasnet_keras.checks import check_int
 from nasnet_keras.genotype import NASNET_A, Genotype, as_genotype
 from nasnet_keras.keras_weights import is_legacy_h5, load_keras_nasnet_weights
-from nasnet_keras.ops import BNConfig
+from nasnet_keras.ops import ConvBNFactory
 from nasnet_keras.skeletons import aux_head as build_aux_head
 from nasnet_keras.skeletons import cifar_features, imagenet_features
 
@@ -104,12 +106,17 @@ def _classifier(x, img_input, input_tensor, include_top, pooling, classes, class
     return keras.Model(inputs, outputs, name=name)
 
 
+def _positive_multiple(value, factor: int) -> bool:
+    """Whether `value` is an integer (not a bool) > 0 divisible by `factor` (keras.applications' rule,
+    whose own error wording the callers keep)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0 and value % factor == 0
+
+
 def _filters_per_cell(penultimate_filters: int, filter_multiplier: int, genotype: Genotype) -> int:
     # keras.applications: filters = penultimate // 24 for NASNet-A, whose Normal cell
     # concatenates 6 states, after two doublings (6 * 2**2 = 24).
     per_cell = len(genotype.normal.concat) * filter_multiplier**2
-    if isinstance(penultimate_filters, bool) or not isinstance(penultimate_filters, int) or \
-            penultimate_filters <= 0 or penultimate_filters % (per_cell * filter_multiplier**2) != 0:
+    if not _positive_multiple(penultimate_filters, per_cell * filter_multiplier**2):
         raise ValueError(
             f"For NASNet-A models, the `penultimate_filters` must be a multiple of 24 * (`filter_multiplier` ** 2) "
             f"(for this genotype: {per_cell} * {filter_multiplier}**2 = {per_cell * filter_multiplier**2}). "
@@ -171,7 +178,7 @@ def NASNet(
     )
     img_input = _image_input(input_shape, input_tensor)
     filters = _filters_per_cell(penultimate_filters, filter_multiplier, genotype)
-    bn = BNConfig(bn_momentum, bn_epsilon, weight_decay)
+    bn = ConvBNFactory(bn_momentum, bn_epsilon, weight_decay)
     features = imagenet_features(
         img_input, genotype, num_blocks, filters, stem_block_filters, skip_reduction, filter_multiplier, bn,
         drop_path_keep_prob,
@@ -270,18 +277,17 @@ def NASNetCIFAR(
             raise ValueError(f"Input size must be at least 8x8; Received: input_shape={input_shape}")
     if filters is None:
         per_cell = len(genotype.normal.concat) * filter_multiplier**2
-        if isinstance(penultimate_filters, bool) or not isinstance(penultimate_filters, int) or \
-                penultimate_filters <= 0 or penultimate_filters % per_cell:
+        if not _positive_multiple(penultimate_filters, per_cell):
             raise ValueError(
                 f"`penultimate_filters` must be a positive multiple of {per_cell} (the genotype's "
                 f"{len(genotype.normal.concat)} concatenated states x {filter_multiplier}**2). "
                 f"Received: penultimate_filters={penultimate_filters}"
             )
         filters = penultimate_filters // per_cell
-    elif isinstance(filters, bool) or not isinstance(filters, int) or filters < 2:
-        raise ValueError(f"`filters` must be an integer >= 2. Received: filters={filters!r}")
+    else:
+        check_int("filters", filters, minimum=2)
     img_input = _image_input(input_shape, input_tensor)
-    bn = BNConfig(bn_momentum, bn_epsilon, weight_decay)
+    bn = ConvBNFactory(bn_momentum, bn_epsilon, weight_decay)
     features = cifar_features(img_input, genotype, num_blocks, filters, stem_multiplier, filter_multiplier, bn,
                               drop_path_keep_prob)
     model = _classifier(

@@ -22,9 +22,10 @@ from typing import Any
 import keras
 from keras import layers
 
+from nasnet_keras.checks import check_int
 from nasnet_keras.drop_path import ScheduledDropPath
 from nasnet_keras.genotype import CellGenotype
-from nasnet_keras.ops import BNConfig, make_op
+from nasnet_keras.ops import ConvBNFactory, make_op
 
 
 class FactorizedReduction(layers.Layer):
@@ -35,7 +36,7 @@ class FactorizedReduction(layers.Layer):
     faster than a strided slice.
     """
 
-    def __init__(self, filters: int, tag: str, bn: BNConfig, **kwargs):
+    def __init__(self, filters: int, tag: str, bn: ConvBNFactory, **kwargs):
         super().__init__(name=f"adjust_reduction_{tag}", **kwargs)
         self.filters = filters
         half = filters // 2
@@ -68,7 +69,7 @@ class FactorizedReduction(layers.Layer):
 class Projection(layers.Layer):
     """ReLU -> 1x1 conv -> BN: brings h_{i-1} to the cell's channel count."""
 
-    def __init__(self, filters: int, tag: str, bn: BNConfig, **kwargs):
+    def __init__(self, filters: int, tag: str, bn: ConvBNFactory, **kwargs):
         super().__init__(name=f"adjust_projection_{tag}", **kwargs)
         self.filters = filters
         self.conv = bn.conv(filters, 1, name=f"adjust_conv_projection_{tag}")
@@ -126,8 +127,7 @@ class NASNetCell(layers.Layer):
             raise ValueError(f"`genotype` must be a CellGenotype or its dict. Received: {genotype!r}")
         if cell_type is not None and cell_type != genotype.cell_type:
             raise ValueError(f"cell_type={cell_type!r} contradicts the genotype's {genotype.cell_type!r}")
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"`filters` must be a positive integer. Received: filters={filters!r}")
+        check_int("filters", filters, minimum=1)
         kind = genotype.cell_type
         kwargs.setdefault("name", f"{kind}_cell_{block_id}")
         super().__init__(**kwargs)
@@ -140,7 +140,7 @@ class NASNetCell(layers.Layer):
         self.weight_decay = weight_decay
         self.reduce_prev = reduce_prev
         self.strides = 2 if kind == "reduction" else 1
-        self.bn = BNConfig(bn_momentum, bn_epsilon, weight_decay)
+        self.bn = ConvBNFactory(bn_momentum, bn_epsilon, weight_decay)
 
         bid = self.block_id
         self.conv_1 = self.bn.conv(filters, 1, name=f"{kind}_conv_1_{bid}")

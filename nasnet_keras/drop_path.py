@@ -19,6 +19,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from nasnet_keras.layer_tree import walk
+
 
 @keras.saving.register_keras_serializable(package="nasnet_keras")
 class ScheduledDropPath(layers.Layer):
@@ -70,16 +72,7 @@ class ScheduledDropPath(layers.Layer):
 
 def drop_path_layers(model: keras.Model) -> list[ScheduledDropPath]:
     """Every ScheduledDropPath inside `model`, nested cells included."""
-    found = []
-
-    def visit(layer):
-        if isinstance(layer, ScheduledDropPath):
-            found.append(layer)
-        for child in getattr(layer, "_layers", []):
-            visit(child)
-
-    visit(model)
-    return found
+    return [layer for layer in walk(model) if isinstance(layer, ScheduledDropPath)]
 
 
 class ScheduledDropPathCallback(keras.callbacks.Callback):

@@ -139,9 +139,9 @@ def write_text(path: str, text: str) -> None:
             f.write(text)
 
 
-def write_json(path: str, obj, *, indent: int | None = 2) -> None:
+def write_json(path: str, obj, *, indent: int | None = 2, sort_keys: bool = False) -> None:
     """Write `obj` as strict JSON (NaN and infinity are an error, not invalid JSON) atomically."""
-    text = json.dumps(obj, indent=indent, sort_keys=False, allow_nan=False)
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, allow_nan=False)
     write_text(path, text + "\n")
 
 

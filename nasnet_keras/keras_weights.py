@@ -16,6 +16,7 @@ import re
 import numpy as np
 
 from nasnet_keras.drop_path import ScheduledDropPath
+from nasnet_keras.layer_tree import children, walk
 
 # keras.applications names block 5's left op of the Reduction cell "reduction_left4"
 # (a copy-paste quirk kept for weight compatibility); in our generic naming it is left5.
@@ -55,18 +56,11 @@ def read_legacy_h5(path: str) -> dict[str, list[np.ndarray]]:
 def weighted_leaf_layers(model) -> dict[str, object]:
     """Our model's layers that own weights and have no sub-layers, by name."""
     found: dict[str, object] = {}
-
-    def visit(layer):
-        children = getattr(layer, "_layers", [])
-        if not children and layer.weights and not isinstance(layer, ScheduledDropPath):
+    for layer in (nested for top in model.layers for nested in walk(top)):
+        if not children(layer) and layer.weights and not isinstance(layer, ScheduledDropPath):
             if layer.name in found and found[layer.name] is not layer:
                 raise ValueError(f"Two weighted layers are both named {layer.name!r}; cannot map weights by name")
             found[layer.name] = layer
-        for child in children:
-            visit(child)
-
-    for layer in model.layers:
-        visit(layer)
     return found
 
 

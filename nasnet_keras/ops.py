@@ -34,8 +34,13 @@ def correct_pad(shape, kernel_size: int):
     return ((half - adjust[0], half), (half - adjust[1], half))
 
 
-class BNConfig:
-    """Shared hyper-parameters of every BatchNorm / conv in a model (one object, no globals)."""
+class ConvBNFactory:
+    """Makes every convolution and BatchNorm of a model with one set of settings.
+
+    BatchNorm momentum / epsilon and L2 weight decay are per model (Keras' 0.9997 / 1e-3,
+    slim's CIFAR 0.9 / 1e-5), so one object carries them to every op, cell and skeleton
+    instead of a global; all convolutions are bias-free (a BatchNorm follows each).
+    """
 
     def __init__(self, momentum: float = 0.9997, epsilon: float = 1e-3, weight_decay: float = 0.0):
         self.momentum = momentum
@@ -51,30 +56,15 @@ class BNConfig:
 
     def conv(self, filters: int, kernel_size, name: str, strides=1, dilation_rate=1,
              padding="same") -> layers.Conv2D:
-        return layers.Conv2D(
-            filters,
-            kernel_size,
-            strides=strides,
-            dilation_rate=dilation_rate,
-            padding=padding,
-            use_bias=False,
-            kernel_initializer="he_normal",
-            kernel_regularizer=self.regularizer(),
-            name=name,
-        )
+        return layers.Conv2D(filters, kernel_size, strides=strides, dilation_rate=dilation_rate, padding=padding,
+                             use_bias=False, kernel_initializer="he_normal", kernel_regularizer=self.regularizer(),
+                             name=name)
 
     def separable_conv(self, filters: int, kernel_size: int, name: str, strides=1,
                        padding="same") -> layers.SeparableConv2D:
-        return layers.SeparableConv2D(
-            filters,
-            kernel_size,
-            strides=strides,
-            padding=padding,
-            use_bias=False,
-            depthwise_regularizer=self.regularizer(),
-            pointwise_regularizer=self.regularizer(),
-            name=name,
-        )
+        return layers.SeparableConv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
+                                      depthwise_regularizer=self.regularizer(),
+                                      pointwise_regularizer=self.regularizer(), name=name)
 
 
 class CellOp(layers.Layer):
@@ -84,7 +74,7 @@ class CellOp(layers.Layer):
     whether a 1x1 projection is needed depends on it.
     """
 
-    def __init__(self, filters: int, strides: int, tag: str, bn: BNConfig, **kwargs):
+    def __init__(self, filters: int, strides: int, tag: str, bn: ConvBNFactory, **kwargs):
         super().__init__(name=tag, **kwargs)
         self.filters = filters
         self.strides = strides
@@ -238,7 +228,7 @@ class PoolOp(CellOp):
         return x
 
 
-OpFactory = Callable[[int, int, str, BNConfig], CellOp]
+OpFactory = Callable[[int, int, str, ConvBNFactory], CellOp]
 
 
 def _sep(k):
@@ -272,7 +262,7 @@ OP_REGISTRY: dict[str, OpFactory] = {
 assert tuple(OP_REGISTRY) == OPS, "the registry and the genotype's op names must list the same ops"
 
 
-def make_op(name: str, filters: int, strides: int, tag: str, bn: BNConfig) -> CellOp:
+def make_op(name: str, filters: int, strides: int, tag: str, bn: ConvBNFactory) -> CellOp:
     try:
         factory = OP_REGISTRY[name]
     except KeyError:

@@ -57,13 +57,10 @@ def count_mult_adds(model, input_shape=None) -> int:
 
 def profile(model, input_shape=None) -> Profile:
     """Parameters (all / trainable; drop-path schedule scalars excluded) and Mult-Adds."""
-    from nasnet_keras.drop_path import ScheduledDropPath
+    from nasnet_keras.drop_path import drop_path_layers
 
-    def schedule_scalars(layer):
-        own = len(layer.weights) if isinstance(layer, ScheduledDropPath) else 0
-        return own + sum(schedule_scalars(child) for child in getattr(layer, "_layers", []))
-
-    params = int(sum(np.prod(w.shape) for w in model.weights)) - schedule_scalars(model)
+    schedule_scalars = sum(len(layer.weights) for layer in drop_path_layers(model))
+    params = int(sum(np.prod(w.shape) for w in model.weights)) - schedule_scalars
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     shape = tuple(input_shape or model.input_shape[1:])
     return Profile(params, trainable, count_mult_adds(model, shape), shape)

@@ -20,7 +20,7 @@ from keras import layers
 
 from nasnet_keras.cells import NASNetCell
 from nasnet_keras.genotype import Genotype
-from nasnet_keras.ops import BNConfig
+from nasnet_keras.ops import ConvBNFactory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +69,7 @@ def run_plan(
     x,
     plan: list[CellPlan],
     genotype: Genotype,
-    bn: BNConfig,
+    bn: ConvBNFactory,
     skip_reduction: bool = False,
     drop_path_keep_prob: float = 1.0,
 ) -> Features:
@@ -105,51 +105,29 @@ def run_plan(
     return Features(x, aux_input)
 
 
-def imagenet_features(
-    img_input,
-    genotype: Genotype,
-    num_blocks: int,
-    filters: int,
-    stem_filters: int,
-    skip_reduction: bool,
-    filter_multiplier: int,
-    bn: BNConfig,
-    drop_path_keep_prob: float = 1.0,
-) -> Features:
-    x = bn.conv(stem_filters, 3, strides=2, padding="valid", name="stem_conv1")(img_input)
-    x = bn.batch_norm("stem_bn1")(x)
-    return run_plan(
-        x,
-        imagenet_plan(num_blocks, filters, filter_multiplier),
-        genotype,
-        bn,
-        skip_reduction=skip_reduction,
-        drop_path_keep_prob=drop_path_keep_prob,
-    )
+def _stem(img_input, filters: int, bn: ConvBNFactory, **conv_kwargs):
+    """The 3x3 stem conv + BN both skeletons start with (keras.applications' layer names)."""
+    return bn.batch_norm("stem_bn1")(bn.conv(filters, 3, name="stem_conv1", **conv_kwargs)(img_input))
 
 
-def cifar_features(
-    img_input,
-    genotype: Genotype,
-    num_blocks: int,
-    filters: int,
-    stem_multiplier: float,
-    filter_multiplier: int,
-    bn: BNConfig,
-    drop_path_keep_prob: float = 1.0,
-) -> Features:
-    x = bn.conv(int(filters * stem_multiplier), 3, name="stem_conv1")(img_input)
-    x = bn.batch_norm("stem_bn1")(x)
-    return run_plan(
-        x,
-        cifar_plan(num_blocks, filters, filter_multiplier),
-        genotype,
-        bn,
-        drop_path_keep_prob=drop_path_keep_prob,
-    )
+def imagenet_features(img_input, genotype: Genotype, num_blocks: int, filters: int, stem_filters: int,
+                      skip_reduction: bool, filter_multiplier: int, bn: ConvBNFactory,
+                      drop_path_keep_prob: float = 1.0) -> Features:
+    """ImageNet skeleton: stride-2 'valid' stem, two stem Reduction cells, three stacks."""
+    x = _stem(img_input, stem_filters, bn, strides=2, padding="valid")
+    return run_plan(x, imagenet_plan(num_blocks, filters, filter_multiplier), genotype, bn,
+                    skip_reduction=skip_reduction, drop_path_keep_prob=drop_path_keep_prob)
 
 
-def aux_head(x, classes: int, activation, bn: BNConfig, name: str = "aux"):
+def cifar_features(img_input, genotype: Genotype, num_blocks: int, filters: int, stem_multiplier: float,
+                   filter_multiplier: int, bn: ConvBNFactory, drop_path_keep_prob: float = 1.0) -> Features:
+    """CIFAR skeleton: a stem of `filters * stem_multiplier` channels, then three stacks."""
+    x = _stem(img_input, int(filters * stem_multiplier), bn)
+    return run_plan(x, cifar_plan(num_blocks, filters, filter_multiplier), genotype, bn,
+                    drop_path_keep_prob=drop_path_keep_prob)
+
+
+def aux_head(x, classes: int, activation, bn: ConvBNFactory, name: str = "aux"):
     """TF-slim's auxiliary classifier: ReLU -> avg-pool 5x5/3 valid -> 1x1 conv 128 -> BN ->
     ReLU -> conv 768 over the whole map -> BN -> ReLU -> flatten -> dense.
 

@@ -37,12 +37,13 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from savedmodels import model_card
-    from savedmodels import model_resolver as sources
+    from nasnet_keras.overrides import parse_overrides
+    from savedmodels import model_resolver
     from savedmodels.exporter import export
 
     class_names = model_card.read_class_names(args.class_names) if args.class_names else None
-    model, variant = sources.load(
-        args.model, weights=args.weights, variant=args.variant, overrides=sources.parse_overrides(args.overrides)
+    model, variant = model_resolver.load(
+        args.model, weights=args.weights, variant=args.variant, overrides=parse_overrides(args.overrides)
     )
     result = export(
         model,

@@ -5,7 +5,8 @@ TF Serving watches DIRECTORY and loads any integer-named directory that appears,
 version must appear complete or not at all: the SavedModel is written into a hidden
 temporary directory beside it (same file system, a name TF Serving ignores) and renamed
 into place only when everything, card included, is written. A failed or interrupted
-export removes its temporary directory; an existing version is replaced only with
+export removes its temporary directory (`nasnet_keras.fileio.atomic_directory`; one left by
+a killed export is removed by the next); an existing version is replaced only with
 `overwrite=True`, and even then the old one is moved aside until the new one is in place.
 """
 
@@ -13,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
+from nasnet_keras.checks import check_choice, check_int
+from nasnet_keras.fileio import atomic_directory, remove_stale_partials
 from savedmodels import ema_export as ema_lib
 from savedmodels import introspect, model_card, reusable
 from savedmodels import signatures as sigs
@@ -65,8 +66,7 @@ def export(
     """
     facts = introspect.describe(model)
     kind = _resolve_kind(kind, facts)
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
+    check_int("top_k", top_k, minimum=1)
     if class_names is not None:
         class_names = [str(name) for name in class_names]
         if facts.num_classes is None:
@@ -90,25 +90,24 @@ def export(
         )
 
     created_base = not os.path.exists(directory)
-    os.makedirs(directory, exist_ok=True)
-    partial = tempfile.mkdtemp(prefix=f".{version}.partial-", dir=directory)
+    remove_stale_partials(directory)
     try:
-        os.chmod(partial, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the version from other users
-        with ema_lib.swapped_in(averages):
-            signature_specs = _write_savedmodel(facts, kind, top_k, partial)
-        weights = "raw" if averages is None else "ema"
-        card = model_card.build(
-            facts, kind, signature_specs, variant=variant, class_names=class_names, top_k=top_k,
-            weights=weights, source=source,
-        )
-        if averages is not None:
-            optimizer = ema_lib.ema_optimizer(model)
-            card["ema_momentum"] = float(optimizer.ema_momentum)
-            card["ema_steps"] = int(optimizer.iterations.numpy())
-        model_card.write(card, partial)
-        _publish(partial, final, overwrite)
+        with atomic_directory(final, overwrite=overwrite) as partial:
+            with ema_lib.swapped_in(averages):
+                signature_specs = _write_savedmodel(facts, kind, top_k, partial)
+            weights = "raw" if averages is None else "ema"
+            card = model_card.build(
+                facts, kind, signature_specs, variant=variant, class_names=class_names, top_k=top_k,
+                weights=weights, source=source,
+            )
+            if averages is not None:
+                optimizer = ema_lib.ema_optimizer(model)
+                card["ema_momentum"] = float(optimizer.ema_momentum)
+                card["ema_steps"] = int(optimizer.iterations.numpy())
+            model_card.write(card, partial)
+    except FileExistsError:
+        raise ValueError(f"Version directory {final!r} appeared during the export; not overwriting it") from None
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
         if created_base and os.path.isdir(directory) and not os.listdir(directory):
             os.rmdir(directory)
         raise
@@ -126,15 +125,8 @@ def _write_savedmodel(facts, kind, top_k, path) -> dict:
     return sigs.describe(serving)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _resolve_kind(kind, facts):
-    if kind not in KINDS:
-        raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
+    check_choice("kind", kind, KINDS)
     if kind == "auto":
         return reusable.CLASSIFIER if facts.classifier is not None else reusable.BACKBONE
     return kind
@@ -159,28 +151,4 @@ def _resolve_version(directory, version):
         return next_version(directory)
     if isinstance(version, str) and version.isdigit():
         version = int(version)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(
-            "`version` must be a positive integer (TF Serving serves integer-named directories). "
-            f"Received: version={version!r}"
-        )
-    return version
-
-
-def _publish(partial, final, overwrite):
-    """Rename the finished export into place; an old version is moved aside, then deleted."""
-    aside = None
-    if os.path.exists(final):
-        if not overwrite:
-            raise ValueError(f"Version directory {final!r} appeared during the export; not overwriting it")
-        aside = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.replaced-", dir=os.path.dirname(final))
-        os.rmdir(aside)
-        os.rename(final, aside)
-    try:
-        os.rename(partial, final)
-    except OSError as error:
-        if aside is not None:
-            os.rename(aside, final)
-        raise ValueError(f"Could not move the export into {final!r}: {error}") from None
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
+    return check_int("version", version, minimum=1, hint=" (TF Serving serves integer-named directories)")

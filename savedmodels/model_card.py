@@ -16,6 +16,8 @@ import platform
 import keras
 import tensorflow as tf
 
+from nasnet_keras.fileio import write_json
+from nasnet_keras.profiling import profile
 from savedmodels import signatures as sigs
 
 FILENAME = "model_card.json"
@@ -45,7 +47,7 @@ def build(
         "kind": kind,
         "variant": variant,
         "source": source,
-        "genotype": None if genotype is None else {**genotype.to_dict(), "id": genotype.id},
+        "genotype": None if genotype is None else genotype.to_dict(),
         "input_size": [height, width, 3],
         "preprocessing": {
             sigs.DEFAULT: "float32 RGB pixels 0..255; scaled in the graph to x / 127.5 - 1",
@@ -74,22 +76,15 @@ def build(
     return card
 
 
-def _cost(model) -> tuple[int, int | None]:
-    """Parameters and Mult-Adds from `nasnet_keras.profiling` (parameters alone without it)."""
-    try:
-        from nasnet_keras.profiling import profile
-    except ImportError:
-        return int(model.count_params()), None
+def _cost(model) -> tuple[int, int]:
+    """Parameters and Mult-Adds (`nasnet_keras.profiling`)."""
     result = profile(model)
-    result = result.to_dict() if hasattr(result, "to_dict") else dict(result)
-    return int(result["params"]), int(result["mult_adds"])
+    return int(result.params), int(result.mult_adds)
 
 
 def write(card: dict, directory: str) -> str:
     path = os.path.join(directory, FILENAME)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(card, f, indent=2, sort_keys=False)
-        f.write("\n")
+    write_json(path, card)
     return path
 
 

@@ -11,29 +11,12 @@ Three things name a trained NASNet in this project, and each needs something dif
 
 from __future__ import annotations
 
-import ast
 import os
-
-
-def parse_overrides(items) -> dict:
-    """["num_blocks=1", "name=x"] -> {"num_blocks": 1, "name": "x"} (Python literals, else strings)."""
-    overrides = {}
-    for item in items or ():
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"An override must be KEY=VALUE (e.g. num_blocks=4). Received: {item!r}")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        overrides[key.strip()] = value
-    return overrides
 
 
 def load(model: str, *, weights: str | None = None, variant: str | None = None, overrides: dict | None = None):
     """Resolve `model` (variant name, .keras path or genotype .json path) to (keras.Model, variant name)."""
-    import nasnet_keras  # noqa: F401  (registers the custom layers .keras files refer to)
-    from nasnet_keras import variants
+    from nasnet_keras import variants  # (importing nasnet_keras registers the layers .keras files refer to)
 
     overrides = dict(overrides or {})
     if weights is not None and not os.path.exists(weights):

@@ -30,14 +30,21 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
+from nasnet_keras import variants
 from nasnet_keras.applications import NASNetCIFAR
+from nasnet_keras.checks import check_choice, check_int, check_number
 from nasnet_keras.data import pipeline
 from nasnet_keras.genotype import as_genotype
+from nasnet_keras.training.recipes import RECIPES, CifarRecipe
 
 # Tracing a NASNet child into a graph costs 20-40 s on a 2-core CPU (thousands of ops,
 # then Grappler), while an eager step of a tiny child costs 1-2 s. Below this many
 # training steps, on a machine without a GPU, eager execution finishes first.
 EAGER_MAX_STEPS = 24
+
+# Where the search recipe's values are declared (see ChildConfig).
+_CIFAR_RECIPE: CifarRecipe = RECIPES["cifar"]
+_CIFAR_VARIANT = variants.get("cifar_6@768")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +53,11 @@ class ChildConfig:
 
     The paper states N = 2, 20 epochs, momentum 0.9, L2 weight decay and single-period
     cosine decay, but not the filters, the learning rate, the batch size or the decay
-    strength; those defaults come from TF-slim's NASNet CIFAR configuration (32 filters,
-    weight decay 5e-4, stem multiplier 3, BatchNorm 0.9 / 1e-5) and common CIFAR practice
-    (batch 32, learning rate 0.025).
+    strength. The rest is the CIFAR recipe of the final models, read from where it is
+    declared, not repeated: learning rate 0.025 at batch 32 and momentum from
+    `nasnet_keras.training.recipes.CifarRecipe`, weight decay, stem multiplier and
+    BatchNorm from the `cifar_6@768` variant (TF-slim's CIFAR config); 32 filters is slim's
+    CIFAR search width. Children are trained by that recipe's optimizer (`child_recipe`).
 
     Attributes:
         classes: number of output classes.
@@ -60,7 +69,7 @@ class ChildConfig:
         image_size: resize images to this size first (None keeps them); smaller proxy
             images make search children cheaper.
         augment: pad-crop and flip training images (whitening is always applied).
-        clipnorm: optional gradient-norm clipping (None: the paper's recipe, none).
+        clip_global_norm: optional global gradient-norm clipping (None: the paper's search, none).
         run_eagerly: True, False or "auto" (eager when the child trains for fewer than
             `EAGER_MAX_STEPS` steps and no GPU is visible; see the constant).
         seed: seeds weights, shuffling and augmentation (`keras.utils.set_random_seed`,
@@ -71,42 +80,29 @@ class ChildConfig:
     num_cells: int = 2
     filters: int = 32
     epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 0.025
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    stem_multiplier: float = 3.0
+    batch_size: int = _CIFAR_RECIPE.base_batch_size
+    learning_rate: float = _CIFAR_RECIPE.base_learning_rate
+    momentum: float = _CIFAR_RECIPE.momentum
+    weight_decay: float = _CIFAR_VARIANT.weight_decay
+    stem_multiplier: float = _CIFAR_VARIANT.stem_multiplier
     image_size: int | None = None
     augment: bool = True
-    bn_momentum: float = 0.9
-    bn_epsilon: float = 1e-5
-    clipnorm: float | None = None
+    bn_momentum: float = _CIFAR_VARIANT.bn_momentum
+    bn_epsilon: float = _CIFAR_VARIANT.bn_epsilon
+    clip_global_norm: float | None = None
     run_eagerly: bool | str = "auto"
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        where = "ChildConfig"
         for name in ("classes", "num_cells", "filters", "epochs", "batch_size"):
-            value = getattr(self, name)
-            minimum = 2 if name in ("classes", "filters") else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"ChildConfig: `{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+            check_int(name, getattr(self, name), minimum=2 if name in ("classes", "filters") else 1, where=where)
         for name in ("learning_rate", "weight_decay", "stem_multiplier"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"ChildConfig: `{name}` must be a number >= 0. Received: {name}={value!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"ChildConfig: `momentum` must be in [0, 1). Received: momentum={self.momentum!r}")
-        if self.image_size is not None and (
-            isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 8
-        ):
-            raise ValueError(
-                "ChildConfig: `image_size` must be None or an integer >= 8 (the skeleton reduces twice). "
-                f"Received: image_size={self.image_size!r}"
-            )
-        if self.run_eagerly not in (True, False, "auto"):
-            raise ValueError(
-                f"ChildConfig: `run_eagerly` must be True, False or 'auto'. Received: run_eagerly={self.run_eagerly!r}"
-            )
+            check_number(name, getattr(self, name), minimum=0, where=where)
+        check_int("image_size", self.image_size, minimum=8, allow_none=True, where=where,
+                  hint=" (the skeleton reduces twice)")
+        check_choice("run_eagerly", self.run_eagerly, (True, False, "auto"), where=where)
+        child_recipe(self)  # the optimizer's own fields (momentum, clipping) are checked by the recipe
 
     def replace(self, **changes: Any) -> "ChildConfig":
         return dataclasses.replace(self, **changes)
@@ -180,16 +176,18 @@ def make_loss():
     return keras.losses.SparseCategoricalCrossentropy()
 
 
+def child_recipe(config: ChildConfig) -> CifarRecipe:
+    """The CIFAR recipe at the child's size: SGD with momentum and a single-period cosine
+    decay from `learning_rate` over all training steps (no auxiliary head, no EMA)."""
+    return CifarRecipe(epochs=config.epochs, batch_size=config.batch_size, base_batch_size=config.batch_size,
+                       base_learning_rate=config.learning_rate, momentum=config.momentum,
+                       clip_global_norm=config.clip_global_norm, aux_loss_weight=0.0)
+
+
 def compile_child(model: keras.Model, config: ChildConfig, steps_per_epoch: int) -> None:
-    """SGD with momentum and a single-period cosine decay over all training steps."""
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate,
-        decay_steps=max(1, config.epochs * steps_per_epoch),
-        alpha=0.0,
-    )
-    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum, clipnorm=config.clipnorm)
+    """Compile with `child_recipe`'s optimizer (SGD, momentum, cosine decay to 0)."""
     model.compile(
-        optimizer=optimizer,
+        optimizer=child_recipe(config).optimizer(steps_per_epoch),
         loss=make_loss(),
         metrics=["accuracy"],
         run_eagerly=_run_eagerly(config, steps_per_epoch),

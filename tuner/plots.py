@@ -13,13 +13,13 @@ headless, in threads, and never changes the caller's matplotlib backend.
 from __future__ import annotations
 
 import math
-import os
 from typing import Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from nasnet_keras.fileio import atomic_path
 from nasnet_keras.genotype import NUM_CELL_INPUTS, CellGenotype, Genotype
 
 COLORS = {"input": "#ffffff", "op": "#fff2a8", "combine": "#bfe6a8", "concat": "#f6b8c8"}
@@ -156,8 +156,5 @@ def plot_search_curves(
 
 
 def _save(fig: Figure, path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)  # readers (a browser, another worker) never see half a PNG
+    with atomic_path(path) as temporary:  # readers (a browser, another worker) never see half a PNG
+        fig.savefig(temporary, dpi=110, bbox_inches="tight")

@@ -31,10 +31,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 import keras_tuner
 
+from nasnet_keras.checks import check_int
+from nasnet_keras.fileio import write_json
 from nasnet_keras.genotype import Genotype, as_genotype
 from tuner import history, plots
-from tuner.keras_tuner_internals import is_distributed_worker
 from tuner.children import ChildConfig, ChildFailedError, train_child
+from tuner.keras_tuner_internals import is_distributed_worker
 from tuner.space import SearchSpace
 
 BEST_GENOTYPE_FILE = "best_genotype.json"
@@ -44,14 +46,6 @@ FINAL_CELLS_FILE = "final_cells.png"
 RETRAIN_FILE = "retrain.json"
 CURVE_FILE = "search_curve.png"
 GENOTYPE_FILE = "genotype.json"
-
-
-def _write_json(path: str, data: Any) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)  # a kill mid-write must not leave a truncated file to resume from
 
 
 class NASTuner(keras_tuner.Tuner):
@@ -118,7 +112,7 @@ class NASTuner(keras_tuner.Tuner):
             oracle=oracle, hypermodel=None, directory=directory, project_name=project_name,
             overwrite=overwrite, **kwargs,
         )
-        _write_json(os.path.join(self.project_dir, history.SEARCH_CONFIG_FILE), self.search_config)
+        write_json(os.path.join(self.project_dir, history.SEARCH_CONFIG_FILE), self.search_config, sort_keys=True)
 
     def _check_resume(self, project_dir: str) -> None:
         stored = history.read_search_config(project_dir)
@@ -170,10 +164,11 @@ class NASTuner(keras_tuner.Tuner):
         status = str(trial.status)
         reason = self._failure_reason(trial) if status != "COMPLETED" else None
         score = self._trial_scores.pop(trial.trial_id, None) if status == "COMPLETED" else None
-        _write_json(
+        write_json(
             os.path.join(self.get_trial_dir(trial.trial_id), history.CHILD_FILE),
             {"genotype_id": genotype.id if genotype else None, "status": status, "score": score,
              "seconds": round(seconds, 3), "reason": reason},
+            sort_keys=True,
         )
         total = self.oracle.max_trials
         head = f"Trial {trial.trial_id}" + (f"/{total}" if total else "")
@@ -253,10 +248,8 @@ class NASTuner(keras_tuner.Tuner):
         stage resumes where it stopped. Writes `final_genotype.json` and `final_cells.png`.
         Returns one record per candidate, best first.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ValueError(f"`k` (--top-k) must be an integer >= 0. Received: {k!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"`epochs` (--final-epochs) must be an integer >= 1. Received: {epochs!r}")
+        check_int("k", k, minimum=0, hint=" (--top-k)")
+        check_int("epochs", epochs, minimum=1, hint=" (--final-epochs)")
         config = (config or self.child_config).replace(epochs=epochs)
         recipe = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
         candidates: list[tuple[Genotype, str, float | None]] = [
@@ -291,7 +284,7 @@ class NASTuner(keras_tuner.Tuner):
                 entry.update(status="FAILED", accuracy=None, reason=str(error))
             results.append(entry)
             done[key] = entry
-            _write_json(path, {"recipe": config.to_dict(), "results": list(done.values())})
+            write_json(path, {"recipe": config.to_dict(), "results": list(done.values())}, sort_keys=True)
             accuracy = f"{entry['accuracy']:.4f}" if entry["accuracy"] is not None else "-"
             self.log(f"Retrain {i}/{len(unique)} | genotype {genotype.id} ({source}) | "
                      f"{self.oracle.objective.name} {accuracy} | {entry.get('seconds', 0):.1f} s | {entry['status']}")

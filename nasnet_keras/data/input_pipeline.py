@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from nasnet_keras.checks import check_int
+
 
 def standardize(image: tf.Tensor) -> tf.Tensor:
     """Whitening: per image, subtract the mean and divide by the (adjusted) std. float32 out."""
@@ -76,10 +78,8 @@ def pipeline(
         seed: seeds shuffling and augmentation: the same seed gives the same run, and
             crops and flips still change from epoch to epoch.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
-    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"`pad` must be a non-negative integer. Received: pad={pad!r}")
+    check_int("batch_size", batch_size, minimum=1)
+    check_int("pad", pad, minimum=0)
     size = _as_size(image_size)
     image_spec = ds.element_spec[0]
     if size is None and (image_spec.shape.rank != 3 or None in image_spec.shape.as_list()[:2]):

@@ -162,21 +162,14 @@ def _not_found_message(spec: DatasetSpec, split: str, data_dir, attempts: list[s
     lines = [f"Dataset {spec.name!r} (split {split!r}) could not be loaded. Routes tried:"]
     lines += [f"  {i}. {attempt}" for i, attempt in enumerate(attempts, 1)]
     lines.append("How to get it:")
-    if spec.install_hint:
-        lines.append(f"  - {spec.install_hint}")
-    if spec.idx_dirs:
-        lines.append(
-            f"  - or put the four IDX files (train/t10k images and labels, .gz or not) in a directory "
-            f"and pass data_dir=DIR (--data-dir DIR) or set {DATA_DIR_ENV}=DIR"
-        )
-    if spec.manual_download:
-        lines.append(f"  - {spec.manual_download}")
-    if spec.tfds_name:
-        lines.append(
-            f"  - TensorFlow Datasets: on a machine with internet run "
-            f"tfds.load('{spec.tfds_name}', data_dir=DIR) (or `tfds build {spec.tfds_name} --data_dir DIR`), "
-            f"copy DIR here and pass data_dir=DIR; or allow download=True"
-        )
+    idx_hint = (f"or put the four IDX files (train/t10k images and labels, .gz or not) in a directory "
+                f"and pass data_dir=DIR (--data-dir DIR) or set {DATA_DIR_ENV}=DIR")
+    tfds_hint = (f"TensorFlow Datasets: on a machine with internet run "
+                 f"tfds.load('{spec.tfds_name}', data_dir=DIR) (or `tfds build {spec.tfds_name} --data_dir DIR`), "
+                 f"copy DIR here and pass data_dir=DIR; or allow download=True")
+    hints = (spec.install_hint, idx_hint if spec.idx_dirs else None, spec.manual_download,
+             tfds_hint if spec.tfds_name else None)
+    lines += [f"  - {hint}" for hint in hints if hint]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ on the held-out set.
 from __future__ import annotations
 
 from nasnet_keras.data.catalog import get_spec
+from nasnet_keras.checks import check_int
 from nasnet_keras.data.sources import load
 
 
@@ -41,14 +42,10 @@ def search_split(
     if "train" not in spec.splits:
         raise ValueError(f"Dataset {name!r} has no 'train' split to search on. Splits: {', '.join(spec.splits)}")
     total = spec.splits["train"]
-    if isinstance(validation_size, bool) or not isinstance(validation_size, int) or not 0 < validation_size < total:
-        raise ValueError(
-            f"`validation_size` must be an integer in 1..{total - 1} (the {name} training split has "
-            f"{total} examples). Received: validation_size={validation_size!r}"
-        )
+    check_int("validation_size", validation_size, minimum=1, maximum=total - 1,
+              hint=f" (the {name} training split has {total} examples)")
+    check_int("subset", subset, minimum=1, allow_none=True)
     if subset is not None:
-        if isinstance(subset, bool) or not isinstance(subset, int) or subset < 1:
-            raise ValueError(f"`subset` must be None or a positive integer. Received: subset={subset!r}")
         if validation_size + subset > total:
             raise ValueError(
                 f"`validation_size` + `subset` = {validation_size + subset} exceeds the {total} training "

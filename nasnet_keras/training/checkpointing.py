@@ -7,8 +7,9 @@ Layout of `DIR`:
     checkpoints/ckpt-000001234.weights.h5
                         model weights + the optimizer's variables (iteration count, so the
                         learning-rate position; momentum/RMS slots; EMA averages; loss
-                        scale) + ScheduledDropPath progress. Written to a temporary name
-                        and renamed, so a kill mid-write leaves the previous one intact.
+                        scale) + ScheduledDropPath progress. Written atomically
+                        (`nasnet_keras.fileio`), so a kill mid-write leaves the previous
+                        one intact; a killed writer's partial is removed on the next save.
     events.jsonl        one line per start/resume, checkpoint and end
     history.csv, logs/  Keras' CSV log and TensorBoard events
     final.keras         the inference model: main classifier, no optimizer state, EMA
@@ -28,6 +29,9 @@ import time
 from typing import Any
 
 import keras
+
+from nasnet_keras.checks import check_int
+from nasnet_keras.fileio import atomic_path, remove_stale_partials, write_json
 
 MANIFEST = "run.json"
 CHECKPOINTS = "checkpoints"
@@ -64,13 +68,6 @@ def describe_manifest(manifest: dict) -> str:
     shape = "x".join(str(s) for s in data.get("input_shape") or [])
     recipe = (manifest.get("recipe") or {}).get("name")
     return f"variant {model.get('variant')!r} (genotype {genotype}) on {data.get('dataset')} {shape}, recipe {recipe!r}"
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(temporary, path)
 
 
 class RunDirectory:
@@ -154,7 +151,7 @@ class RunDirectory:
         os.makedirs(self.file(CHECKPOINTS), exist_ok=True)
         if self.read_manifest() is None:
             manifest = {**manifest, "format": MANIFEST_FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            _atomic_write_text(self.file(MANIFEST), json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            write_json(self.file(MANIFEST), manifest, sort_keys=True)
 
     def log_event(self, event: str, **fields: Any) -> None:
         record = {"event": event, "time": round(time.time(), 3), **fields}
@@ -172,15 +169,12 @@ class RunDirectory:
         folder = self.file(CHECKPOINTS)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"ckpt-{step:09d}.weights.h5")
-        temporary = os.path.join(folder, f"partial-{step:09d}.weights.h5")
-        model.save_weights(temporary, overwrite=True)
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            model.save_weights(temporary, overwrite=True)
         if keep > 0:
             for _, old in self.checkpoints()[:-keep]:
                 os.remove(old)
-        for name in os.listdir(folder):  # partial files of a run killed while writing
-            if name.startswith("partial-") and os.path.join(folder, name) != temporary:
-                os.remove(os.path.join(folder, name))
+        remove_stale_partials(folder)  # left by a run killed while writing
         return path
 
     def restore(self, model: keras.Model, path: str | None = None) -> int:
@@ -217,9 +211,7 @@ class CheckpointCallback(keras.callbacks.Callback):
 
     def __init__(self, run_dir: RunDirectory, every_steps: int | None = None, keep: int = 2):
         super().__init__()
-        if every_steps is not None and (isinstance(every_steps, bool) or not isinstance(every_steps, int)
-                                        or every_steps < 1):
-            raise ValueError(f"`every_steps` must be a positive integer or None. Received: {every_steps!r}")
+        check_int("every_steps", every_steps, minimum=1, allow_none=True)
         self.run_dir = run_dir
         self.every_steps = every_steps
         self.keep = keep

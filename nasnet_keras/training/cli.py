@@ -56,7 +56,7 @@ def register(subparsers) -> None:
 
 
 def config_from_args(args):
-    from nasnet_keras.training.recipes import parse_overrides
+    from nasnet_keras.overrides import parse_overrides
     from nasnet_keras.training.trainer import TrainConfig
 
     return TrainConfig(

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from nasnet_keras import data
 from nasnet_keras.data.catalog import get_spec
+from nasnet_keras.checks import check_int
 from nasnet_keras.data.sources import parse_split
 from nasnet_keras.training.recipe_augment import central_crop, cutout, inception_crop, to_unit_range
 from nasnet_keras.training.recipes import CifarRecipe, ImageNetRecipe, Recipe
@@ -95,8 +96,7 @@ def plan_data(
     eval_examples = _split_size(spec, recipe, "eval_split")
     native_height, native_width, source_channels = info.image_shape
     if image_size is not None:
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-            raise ValueError(f"`image_size` must be a positive integer. Received: image_size={image_size!r}")
+        check_int("image_size", image_size, minimum=1)
         size = (image_size, image_size)
     elif isinstance(recipe, ImageNetRecipe) and recipe.image_size is not None:
         size = (recipe.image_size, recipe.image_size)

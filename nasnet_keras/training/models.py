@@ -24,6 +24,7 @@ from typing import Any
 import keras
 
 from nasnet_keras import variants
+from nasnet_keras.checks import check_int
 from nasnet_keras.genotype import NASNET_A
 from nasnet_keras.genotype import Genotype, as_genotype
 from nasnet_keras.keras_weights import is_legacy_h5, read_legacy_h5, weighted_leaf_layers
@@ -78,8 +79,7 @@ def resolve_model(model: str | Genotype, base_variant: str, **overrides) -> Mode
             "use `penultimate_filters` instead"
         )
     for key, value in overrides.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{key}` must be a positive integer. Received: {key}={value!r}")
+        check_int(key, value, minimum=1)
     return ModelSpec(variant, genotype, overrides)
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from nasnet_keras.checks import check_int
+
 
 def cutout_mask(height, width, size: int, centers_y, centers_x, dtype=tf.float32) -> tf.Tensor:
     """[N, H, W, 1] mask: 0 on the `size` x `size` square around each centre, 1 elsewhere.
@@ -37,8 +39,7 @@ def cutout_mask(height, width, size: int, centers_y, centers_x, dtype=tf.float32
 
 def cutout(images: tf.Tensor, size: int, seed: int | None = None) -> tf.Tensor:
     """Zero one random `size` x `size` square (centre uniform over the image) in each image of a batch."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ValueError(f"`size` must be a non-negative integer (0 disables cutout). Received: size={size!r}")
+    check_int("size", size, minimum=0, hint=" (0 disables cutout)")
     if size == 0:
         return images
     shape = tf.shape(images)

@@ -48,6 +48,9 @@ from typing import Any, ClassVar
 
 import keras
 
+from nasnet_keras.checks import check_int, check_number
+from nasnet_keras.overrides import parse_value
+
 
 def top5_accuracy(y_true, y_pred):
     """Top-5 accuracy that also takes float16 predictions (mixed precision).
@@ -84,25 +87,17 @@ class Recipe:
 
     def __post_init__(self) -> None:
         for field in ("epochs", "batch_size", "base_batch_size"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{field}` must be a positive integer. Received: {field}={value!r}")
-        if not self.base_learning_rate > 0:
-            raise ValueError(f"`base_learning_rate` must be > 0. Received: {self.base_learning_rate!r}")
-        if not self.aux_loss_weight >= 0:
-            raise ValueError(f"`aux_loss_weight` must be >= 0 (0 removes the head). Received: {self.aux_loss_weight!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"`label_smoothing` must be in [0, 1). Received: {self.label_smoothing!r}")
-        if self.clip_global_norm is not None and not self.clip_global_norm > 0:
-            raise ValueError(f"`clip_global_norm` must be > 0 or None. Received: {self.clip_global_norm!r}")
-        if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
-            raise ValueError(f"`ema_momentum` must be in (0, 1) or None (no EMA). Received: {self.ema_momentum!r}")
-        if self.drop_path_keep_prob is not None and not 0 < self.drop_path_keep_prob <= 1:
-            raise ValueError(f"`drop_path_keep_prob` must be in (0, 1]. Received: {self.drop_path_keep_prob!r}")
-        if self.weight_decay is not None and not self.weight_decay >= 0:
-            raise ValueError(f"`weight_decay` must be >= 0. Received: {self.weight_decay!r}")
-        if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise ValueError(f"`dropout` must be in [0, 1). Received: {self.dropout!r}")
+            check_int(field, getattr(self, field), minimum=1)
+        check_number("base_learning_rate", self.base_learning_rate, minimum=0, exclusive_minimum=True)
+        check_number("aux_loss_weight", self.aux_loss_weight, minimum=0, hint=" (0 removes the head)")
+        check_number("label_smoothing", self.label_smoothing, minimum=0, maximum=1, exclusive_maximum=True)
+        check_number("clip_global_norm", self.clip_global_norm, minimum=0, exclusive_minimum=True, allow_none=True)
+        check_number("ema_momentum", self.ema_momentum, minimum=0, maximum=1, exclusive_minimum=True,
+                     exclusive_maximum=True, allow_none=True, hint=" (None: no EMA)")
+        check_number("drop_path_keep_prob", self.drop_path_keep_prob, minimum=0, maximum=1, exclusive_minimum=True,
+                     allow_none=True)
+        check_number("weight_decay", self.weight_decay, minimum=0, allow_none=True)
+        check_number("dropout", self.dropout, minimum=0, maximum=1, exclusive_maximum=True, allow_none=True)
 
     # --- derived quantities ----------------------------------------------------------
     @property
@@ -216,12 +211,9 @@ class CifarRecipe(Recipe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"`momentum` must be in [0, 1). Received: momentum={self.momentum!r}")
+        check_number("momentum", self.momentum, minimum=0, maximum=1, exclusive_maximum=True)
         for field in ("cutout_size", "pad"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"`{field}` must be a non-negative integer (0 disables). Received: {value!r}")
+            check_int(field, getattr(self, field), minimum=0, hint=" (0 disables)")
 
     def learning_rate_schedule(self, steps_per_epoch: int):
         """Cosine from `learning_rate` to 0 over the whole run, one period (SGDR with no restart)."""
@@ -268,15 +260,10 @@ class ImageNetRecipe(Recipe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 < self.decay_rate <= 1:
-            raise ValueError(f"`decay_rate` must be in (0, 1]. Received: decay_rate={self.decay_rate!r}")
-        if not self.epochs_per_decay > 0:
-            raise ValueError(f"`epochs_per_decay` must be > 0. Received: {self.epochs_per_decay!r}")
-        if not 0 < self.eval_central_fraction <= 1:
-            raise ValueError(f"`eval_central_fraction` must be in (0, 1]. Received: {self.eval_central_fraction!r}")
-        if self.image_size is not None and (isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
-                                            or self.image_size < 1):
-            raise ValueError(f"`image_size` must be a positive integer or None. Received: {self.image_size!r}")
+        for field in ("decay_rate", "eval_central_fraction"):
+            check_number(field, getattr(self, field), minimum=0, maximum=1, exclusive_minimum=True)
+        check_number("epochs_per_decay", self.epochs_per_decay, minimum=0, exclusive_minimum=True)
+        check_int("image_size", self.image_size, minimum=1, allow_none=True)
         for field in ("crop_aspect_ratio_range", "crop_area_range"):
             low, high = getattr(self, field)
             if not 0 < low <= high:
@@ -325,8 +312,9 @@ def default_recipe_name(variant_name: str, skeleton: str) -> str:
 def get_recipe(recipe: str | Recipe, **overrides) -> Recipe:
     """A named recipe (or a Recipe) with `overrides` applied; unknown names and fields are errors.
 
-    Override values may be given as text (from the command line): they are converted to
-    the field's type, "none" giving None where a field accepts it.
+    Values are checked against the field's type (an int is accepted for a float, a list for
+    a tuple). Text for a non-text field is read by `nasnet_keras.overrides.parse_value`, the
+    parser of `--set`, so `ema_momentum="none"` and `--set ema_momentum=none` are the same.
     """
     if isinstance(recipe, Recipe):
         base = recipe
@@ -343,44 +331,25 @@ def get_recipe(recipe: str | Recipe, **overrides) -> Recipe:
             f"Unknown field(s) {unknown} for the {base.name!r} recipe. Fields: {', '.join(sorted(fields))}"
         )
     types = typing.get_type_hints(type(base))
-    typed = {key: _convert(key, value, types[key]) if isinstance(value, str) else value
-             for key, value in overrides.items()}
+    typed = {key: _typed(key, value, types[key]) for key, value in overrides.items()}
     return dataclasses.replace(base, **typed)
 
 
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    """`["epochs=10", "ema-momentum=none"]` -> `{"epochs": "10", "ema_momentum": "none"}` (the CLI's --set)."""
-    parsed: dict[str, str] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects FIELD=VALUE (e.g. epochs=20). Received: {item!r}")
-        parsed[key.strip().replace("-", "_")] = text.strip()
-    return parsed
-
-
-def _convert(key: str, text: str, annotation) -> Any:
+def _typed(key: str, value: Any, annotation) -> Any:
+    """`value` as the field's type, or a ValueError naming the field and the expected type."""
     is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
     args = typing.get_args(annotation) if is_union else (annotation,)
     optional = type(None) in args
-    if optional and text.lower() in ("none", "null", ""):
-        return None
     kind = next(a for a in args if a is not type(None))
     kind = typing.get_origin(kind) or kind
-    try:
-        if kind is bool:
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return text.lower() in ("true", "1", "yes")
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
-        if kind is tuple:
-            return tuple(float(v) for v in text.strip("()[] ").split(","))
-        return text
-    except ValueError:
-        kind_name = getattr(kind, "__name__", str(kind))
-        raise ValueError(
-            f"Recipe field {key}={text!r}: expected a {kind_name}" + (" or 'none'" if optional else "")
-        ) from None
+    parsed = parse_value(value) if isinstance(value, str) and kind is not str else value
+    if parsed is None and optional:
+        return None
+    if kind is tuple and isinstance(parsed, (tuple, list)):
+        parsed = tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in parsed)
+    elif kind is float and isinstance(parsed, int) and not isinstance(parsed, bool):
+        parsed = float(parsed)
+    if isinstance(parsed, kind) and not (kind is int and isinstance(parsed, bool)):
+        return parsed
+    kind_name = getattr(kind, "__name__", str(kind))
+    raise ValueError(f"Recipe field {key}={value!r}: expected a {kind_name}" + (" or 'none'" if optional else ""))

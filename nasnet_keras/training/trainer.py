@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from nasnet_keras import variants
 from nasnet_keras.drop_path import ScheduledDropPathCallback, drop_path_layers
+from nasnet_keras.fileio import atomic_path
 from nasnet_keras.training import averaged_weights as ema
 from nasnet_keras.training.checkpointing import FINAL_MODEL, HISTORY, LOGS, CheckpointCallback, RunDirectory
 from nasnet_keras.training.inputs import DataPlan, evaluation_data, load_splits, plan_data, training_data
@@ -292,9 +293,8 @@ def export_model(model: keras.Model, path: str) -> keras.Model:
     (one softmax output named "predictions") holding the weights the recipe evaluates.
     """
     inference = keras.Model(model.inputs, model.get_layer("predictions").output, name=model.name)
-    partial = path[: -len(".keras")] + ".partial.keras"
-    inference.save(partial)
-    os.replace(partial, path)
+    with atomic_path(path) as temporary:
+        inference.save(temporary)
     return inference
 
 

@@ -42,9 +42,9 @@ def test_export_argument_errors(classifier, tmp_path):
     from savedmodels import export
 
     base = str(tmp_path / "m")
-    with pytest.raises(ValueError, match=r"`version` must be a positive integer.*version=0"):
+    with pytest.raises(ValueError, match=r"`version` must be an integer >= 1.*version=0"):
         export(classifier, base, version=0)
-    with pytest.raises(ValueError, match=r"`top_k` must be a positive integer.*top_k=0"):
+    with pytest.raises(ValueError, match=r"`top_k` must be an integer >= 1.*top_k=0"):
         export(classifier, base, top_k=0)
     with pytest.raises(ValueError, match=r"name each of the model's 5 outputs. Received 2 names"):
         export(classifier, base, class_names=["a", "b"])

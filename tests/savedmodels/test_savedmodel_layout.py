@@ -108,7 +108,7 @@ def test_cli_model_argument_errors(tmp_path, capsys):
     assert cli.main(["export", "--model", genotype, "--out", out]) == 2
     assert "A genotype JSON needs --variant" in capsys.readouterr().err
     assert cli.main(["export", "--model", "mobile", "--out", out, "--set", "oops"]) == 2
-    assert "An override must be KEY=VALUE" in capsys.readouterr().err
+    assert "--set expects FIELD=VALUE" in capsys.readouterr().err
     assert not os.path.exists(out)
 
 

@@ -59,8 +59,9 @@ def test_checkpoints_are_written_atomically_and_rotated(tmp_path):
     run = RunDirectory(tmp_path)
     model = compiled_model(0)
     os.makedirs(run.file("checkpoints"))
-    with open(run.file("checkpoints/partial-000000007.weights.h5"), "wb") as f:
-        f.write(b"half a file")  # what a kill during a save leaves behind
+    # What a writer killed during a save leaves behind (fileio's partial name, a dead PID).
+    with open(run.file("checkpoints/.ckpt-000000007.weights.h5.partial-999999999-0abc.weights.h5"), "wb") as f:
+        f.write(b"half a file")
     for step in (1, 2, 3):
         run.save(model, step, keep=2)
     assert sorted(os.listdir(run.file("checkpoints"))) == ["ckpt-000000002.weights.h5", "ckpt-000000003.weights.h5"]
@@ -75,7 +76,7 @@ def test_the_callback_saves_at_step_multiples_and_epoch_ends(tmp_path):
               callbacks=[CheckpointCallback(run, every_steps=3, keep=10)])
     assert [step for step, _ in run.checkpoints()] == [3, 5, 6, 9, 10]
     assert [e["step"] for e in run.events() if e["event"] == "checkpoint"] == [3, 5, 6, 9, 10]
-    with pytest.raises(ValueError, match="`every_steps` must be a positive integer or None. Received: 0"):
+    with pytest.raises(ValueError, match="`every_steps` must be an integer >= 1 or None. Received: every_steps=0"):
         CheckpointCallback(run, every_steps=0)
 
 

@@ -16,7 +16,7 @@ def test_train_flags_map_onto_the_config():
     assert args.func.__module__ == "nasnet_keras.training.cli"
     assert (config.model, config.base_variant, config.dataset, config.directory) == (
         "found.json", "cifar_7@2304", "cifar10", "runs/x")
-    assert config.recipe == "cifar" and config.recipe_overrides == {"epochs": "20", "cutout_size": "0"}
+    assert config.recipe == "cifar" and config.recipe_overrides == {"epochs": 20, "cutout_size": 0}
     assert config.architecture == {"num_blocks": 2, "filters": 16, "penultimate_filters": None}
     assert (config.image_size, config.weights) == (40, "imagenet")
     assert config.mixed_precision and config.multi_gpu

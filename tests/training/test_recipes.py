@@ -9,7 +9,8 @@ import pytest
 
 from nasnet_keras import variants
 from nasnet_keras.training import recipes
-from nasnet_keras.training.recipes import CifarRecipe, ImageNetRecipe, get_recipe, parse_overrides
+from nasnet_keras.overrides import parse_overrides
+from nasnet_keras.training.recipes import CifarRecipe, ImageNetRecipe, get_recipe
 
 
 def lr_at(schedule, step):
@@ -114,9 +115,9 @@ def test_overrides_are_typed_and_checked():
         get_recipe("cifar10")
     with pytest.raises(ValueError, match=r"epochs='ten': expected a int"):
         get_recipe("cifar", epochs="ten")
-    with pytest.raises(ValueError, match="`epochs` must be a positive integer. Received: epochs=0"):
+    with pytest.raises(ValueError, match="`epochs` must be an integer >= 1. Received: epochs=0"):
         get_recipe("cifar", epochs=0)
-    with pytest.raises(ValueError, match=r"`drop_path_keep_prob` must be in \(0, 1\]. Received: 1.5"):
+    with pytest.raises(ValueError, match=r"`drop_path_keep_prob` must be a finite number > 0 and <= 1 or None. Received: drop_path_keep_prob=1.5"):
         CifarRecipe(drop_path_keep_prob=1.5)
     with pytest.raises(ValueError, match="--set expects FIELD=VALUE"):
         parse_overrides(["epochs"])
