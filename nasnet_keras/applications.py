@@ -10,6 +10,7 @@ the auxiliary head, dropout before the classifier and L2 weight decay.
 
 from __future__ import annotations
 
+import json
 import numbers
 import os
 
@@ -17,7 +18,7 @@ import keras
 from keras import layers
 from keras.src.applications import imagenet_utils as _keras_imagenet_utils
 
-from nasnet_keras.checks import check_int
+from nasnet_keras.checks import check_choice, check_int
 from nasnet_keras.genotype import NASNET_A, Genotype, as_genotype
 from nasnet_keras.keras_weights import is_legacy_h5, load_keras_nasnet_weights
 from nasnet_keras.ops import ConvBNFactory
@@ -71,20 +72,20 @@ def _check_common_arguments(weights, include_top, classes, input_shape, genotype
         )
 
 
-def _image_input(input_shape, input_tensor):
+def _image_input(input_shape, input_tensor, name=None):
     if input_tensor is None:
-        return layers.Input(shape=input_shape)
+        return layers.Input(shape=input_shape, name=name)
     if not keras.backend.is_keras_tensor(input_tensor):
         return layers.Input(tensor=input_tensor, shape=input_shape)
     return input_tensor
 
 
 def _classifier(x, img_input, input_tensor, include_top, pooling, classes, classifier_activation,
-                weights, dropout, aux_input, bn, name):
+                dropout, aux_input, bn):
+    """The head on the last cell; returns the model's (inputs, outputs)."""
     x = layers.Activation("relu", name="final_relu")(x)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        _keras_imagenet_utils.validate_activation(classifier_activation, weights)
         if dropout:
             x = layers.Dropout(dropout, name="dropout")(x)
         # float32 even under a mixed policy: softmax in float16 loses too much precision.
@@ -103,7 +104,96 @@ def _classifier(x, img_input, input_tensor, include_top, pooling, classes, class
         inputs = keras.src.ops.operation_utils.get_source_inputs(input_tensor)
     else:
         inputs = img_input
-    return keras.Model(inputs, outputs, name=name)
+    return inputs, outputs
+
+
+def _imagenet_graph(input_shape, penultimate_filters, num_blocks, stem_block_filters, skip_reduction,
+                    filter_multiplier, include_top, pooling, classes, classifier_activation, genotype,
+                    drop_path_keep_prob, aux_head, dropout, weight_decay, bn_momentum, bn_epsilon, input_tensor=None, input_name=None):
+    """(inputs, outputs) of the ImageNet skeleton; the arguments are `NASNetModel`'s record."""
+    genotype = as_genotype(genotype)
+    img_input = _image_input(tuple(input_shape), input_tensor, input_name)
+    filters = _filters_per_cell(penultimate_filters, filter_multiplier, genotype)
+    bn = ConvBNFactory(bn_momentum, bn_epsilon, weight_decay)
+    features = imagenet_features(img_input, genotype, num_blocks, filters, stem_block_filters, skip_reduction,
+                                 filter_multiplier, bn, drop_path_keep_prob)
+    return _classifier(features.output, img_input, input_tensor, include_top, pooling, classes,
+                       classifier_activation, dropout, features.aux_input if aux_head else None, bn)
+
+
+def _cifar_graph(input_shape, num_blocks, filters, stem_multiplier, filter_multiplier, include_top, pooling,
+                 classes, classifier_activation, genotype, drop_path_keep_prob, aux_head, dropout, weight_decay,
+                 bn_momentum, bn_epsilon, input_tensor=None, input_name=None):
+    """(inputs, outputs) of the CIFAR skeleton; the arguments are `NASNetModel`'s record."""
+    genotype = as_genotype(genotype)
+    img_input = _image_input(tuple(input_shape), input_tensor, input_name)
+    bn = ConvBNFactory(bn_momentum, bn_epsilon, weight_decay)
+    features = cifar_features(img_input, genotype, num_blocks, filters, stem_multiplier, filter_multiplier, bn,
+                              drop_path_keep_prob)
+    return _classifier(features.output, img_input, input_tensor, include_top, pooling, classes,
+                       classifier_activation, dropout, features.aux_input if aux_head else None, bn)
+
+
+_GRAPHS = {"imagenet": _imagenet_graph, "cifar": _cifar_graph}
+
+
+@keras.saving.register_keras_serializable(package="nasnet_keras")
+class NASNetModel(keras.Model):
+    """A NASNet that knows its architecture: what `NASNet`, `NASNetMobile`/`Large` and
+    `NASNetCIFAR` return.
+
+    A functional model (same layers, names, weights and outputs as the plain one) whose
+    config is its constructor's arguments, keras-hub's backbone rule: a `.keras` file
+    stores the recipe (`skeleton`, the genotype, N, filters, ...) and reloading calls the
+    constructor, so the reloaded model has `genotype`, `skeleton` and `variant` again
+    instead of a graph an exporter would have to decode. Weights are never part of the
+    record (an "imagenet" model does not download again on reload: its weights are in the file).
+
+    Attributes:
+        skeleton: "imagenet" or "cifar".
+        genotype: the `Genotype` of its cells.
+        variant: the named variant it was built as (`variants.build`), or None.
+        arguments: the skeleton builder's arguments (JSON-able; the genotype as its dict).
+    """
+
+    def __init__(self, skeleton: str, arguments: dict, variant: str | None = None, input_name: str | None = None,
+                 **kwargs):
+        check_choice("skeleton", skeleton, _GRAPHS)
+        activation = arguments["classifier_activation"]
+        arguments = {**arguments, "input_shape": tuple(arguments["input_shape"]),
+                     "genotype": as_genotype(arguments["genotype"]).to_dict(),
+                     # a function (keras.activations.softmax) is recorded by its registered name
+                     "classifier_activation": keras.activations.serialize(activation) if callable(activation)
+                     else activation}
+        # `input_name`: a reloaded model keeps its input layer's name (Keras numbers
+        # unnamed inputs per session), so its layer names equal the saved model's.
+        inputs, outputs = _GRAPHS[skeleton](input_name=input_name, **arguments)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.skeleton = skeleton
+        self.variant = variant
+        self.genotype = as_genotype(arguments["genotype"])
+        self._arguments_json = json.dumps(arguments)  # a string: Keras does not track it as state
+
+    @property
+    def arguments(self) -> dict:
+        return json.loads(self._arguments_json)
+
+    def get_config(self) -> dict:
+        return {"skeleton": self.skeleton, "arguments": self.arguments, "variant": self.variant,
+                "input_name": self.layers[0].name, "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+
+def _build(skeleton: str, arguments: dict, input_tensor, name: str, variant: str | None):
+    if input_tensor is not None:
+        # Wired into another graph: its inputs are not the model's own, so no record can
+        # rebuild it; a plain functional model, as keras.applications returns.
+        inputs, outputs = _GRAPHS[skeleton](input_tensor=input_tensor, **arguments)
+        return keras.Model(inputs, outputs, name=name)
+    return NASNetModel(skeleton, arguments, variant=variant, name=name)
 
 
 def _positive_multiple(value, factor: int) -> bool:
@@ -148,6 +238,7 @@ def NASNet(
     weight_decay: float = 0.0,
     bn_momentum: float = 0.9997,
     bn_epsilon: float = 1e-3,
+    variant: str | None = None,
 ):
     """Instantiate an ImageNet-skeleton NASNet ("N @ F" with N = num_blocks, F = penultimate_filters).
 
@@ -163,6 +254,9 @@ def NASNet(
         dropout: dropout rate before the classifier (the paper uses 0.5; Keras has none).
         weight_decay: L2 weight decay on conv/dense kernels in TF-slim's convention.
         bn_momentum, bn_epsilon: BatchNorm settings (Keras': 0.9997 / 1e-3).
+        variant: the named variant this model is, recorded on the model (`variants.build` sets it).
+
+    Returns a `NASNetModel` (a plain functional `keras.Model` when built on `input_tensor`).
     """
     genotype = as_genotype(genotype if genotype is not None else NASNET_A)
     _check_common_arguments(weights, include_top, classes, input_shape, genotype)
@@ -176,17 +270,16 @@ def NASNet(
         require_flatten=include_top,
         weights=weights,
     )
-    img_input = _image_input(input_shape, input_tensor)
-    filters = _filters_per_cell(penultimate_filters, filter_multiplier, genotype)
-    bn = ConvBNFactory(bn_momentum, bn_epsilon, weight_decay)
-    features = imagenet_features(
-        img_input, genotype, num_blocks, filters, stem_block_filters, skip_reduction, filter_multiplier, bn,
-        drop_path_keep_prob,
+    if include_top:
+        _keras_imagenet_utils.validate_activation(classifier_activation, weights)
+    arguments = dict(
+        input_shape=input_shape, penultimate_filters=penultimate_filters, num_blocks=num_blocks,
+        stem_block_filters=stem_block_filters, skip_reduction=skip_reduction, filter_multiplier=filter_multiplier,
+        include_top=include_top, pooling=pooling, classes=classes, classifier_activation=classifier_activation,
+        genotype=genotype.to_dict(), drop_path_keep_prob=drop_path_keep_prob, aux_head=aux_head, dropout=dropout,
+        weight_decay=weight_decay, bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
     )
-    model = _classifier(
-        features.output, img_input, input_tensor, include_top, pooling, classes, classifier_activation, weights,
-        dropout, features.aux_input if aux_head else None, bn, name,
-    )
+    model = _build("imagenet", arguments, input_tensor, name, variant)
     _load_weights(model, weights, default_size, include_top)
     return model
 
@@ -257,6 +350,7 @@ def NASNetCIFAR(
     weight_decay: float = 0.0,
     bn_momentum: float = 0.9,
     bn_epsilon: float = 1e-5,
+    variant: str | None = None,
 ):
     """The CIFAR skeleton (3x3 stem conv, N normal, reduction, N normal, reduction, N normal).
 
@@ -286,14 +380,14 @@ def NASNetCIFAR(
         filters = penultimate_filters // per_cell
     else:
         check_int("filters", filters, minimum=2)
-    img_input = _image_input(input_shape, input_tensor)
-    bn = ConvBNFactory(bn_momentum, bn_epsilon, weight_decay)
-    features = cifar_features(img_input, genotype, num_blocks, filters, stem_multiplier, filter_multiplier, bn,
-                              drop_path_keep_prob)
-    model = _classifier(
-        features.output, img_input, input_tensor, include_top, pooling, classes, classifier_activation, None,
-        dropout, features.aux_input if aux_head else None, bn, name,
+    arguments = dict(
+        input_shape=input_shape, num_blocks=num_blocks, filters=filters, stem_multiplier=stem_multiplier,
+        filter_multiplier=filter_multiplier, include_top=include_top, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, genotype=genotype.to_dict(),
+        drop_path_keep_prob=drop_path_keep_prob, aux_head=aux_head, dropout=dropout, weight_decay=weight_decay,
+        bn_momentum=bn_momentum, bn_epsilon=bn_epsilon,
     )
+    model = _build("cifar", arguments, input_tensor, name, variant)
     if weights is not None:
         load_weights(model, weights)
     return model

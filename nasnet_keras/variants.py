@@ -49,6 +49,7 @@ class Variant:
             "weights": None,
             "classes": self.classes,
             "name": "nasnet_" + self.name.replace("@", "_at_"),
+            "variant": self.name,
             "input_shape": (self.image_size, self.image_size, 3),
         }
         if self.skeleton == "imagenet":

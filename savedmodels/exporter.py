@@ -65,6 +65,7 @@ def export(
         ExportResult with the version directory, the version and the model card.
     """
     facts = introspect.describe(model)
+    variant = variant if variant is not None else getattr(model, "variant", None)
     kind = _resolve_kind(kind, facts)
     check_int("top_k", top_k, minimum=1)
     if class_names is not None:

@@ -2,7 +2,8 @@
 
 A `.keras` file, a variant and a genotype-plus-weights all end as a `keras.Model`, and
 the exporter must not depend on how the model was made. So the facts it needs are read
-from the model's layers: the genotype (from the `NASNetCell`s' configs), the feature
+from the model's layers: the genotype (the model's own record, `NASNetModel.genotype`;
+for a plain functional model, from the `NASNetCell`s' configs), the feature
 maps by level (the last cell output at each stride), the pooled feature vector and the classifier head, if any.
 """
 
@@ -82,11 +83,13 @@ def describe(model: keras.Model) -> ModelFacts:
         pooled=keras.Model(model.inputs[0], pooled_tensor, name=f"{model.name}_pooled"),
         levels=keras.Model(model.inputs[0], levels, name=f"{model.name}_levels"),
         level_keys=sorted(levels, key=int),
-        genotype=_genotype(cells),
+        genotype=getattr(model, "genotype", None) or _genotype(cells),
     )
 
 
 def _genotype(cells) -> Genotype | None:
+    """The genotype of a plain functional model (a `.keras` file written before `NASNetModel`
+    records it, or a model built on an `input_tensor`), recovered from its cells."""
     normal = next((c.genotype for c in cells if c.genotype.cell_type == "normal"), None)
     reduction = next((c.genotype for c in cells if c.genotype.cell_type == "reduction"), None)
     if normal is None or reduction is None:
