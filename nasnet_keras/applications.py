@@ -216,29 +216,11 @@ def _filters_per_cell(penultimate_filters: int, filter_multiplier: int, genotype
 
 
 def NASNet(
-    input_shape=None,
-    penultimate_filters=4032,
-    num_blocks=6,
-    stem_block_filters=96,
-    skip_reduction=True,
-    filter_multiplier=2,
-    include_top=True,
-    weights="imagenet",
-    input_tensor=None,
-    pooling=None,
-    classes=1000,
-    default_size=None,
-    classifier_activation="softmax",
-    name="NASNet",
-    *,
-    genotype=None,
-    drop_path_keep_prob: float = 1.0,
-    aux_head: bool = False,
-    dropout: float = 0.0,
-    weight_decay: float = 0.0,
-    bn_momentum: float = 0.9997,
-    bn_epsilon: float = 1e-3,
-    variant: str | None = None,
+    input_shape=None, penultimate_filters=4032, num_blocks=6, stem_block_filters=96, skip_reduction=True,
+    filter_multiplier=2, include_top=True, weights="imagenet", input_tensor=None, pooling=None, classes=1000,
+    default_size=None, classifier_activation="softmax", name="NASNet",
+    *, genotype=None, drop_path_keep_prob: float = 1.0, aux_head: bool = False, dropout: float = 0.0,
+    weight_decay: float = 0.0, bn_momentum: float = 0.9997, bn_epsilon: float = 1e-3, variant: str | None = None,
 ):
     """Instantiate an ImageNet-skeleton NASNet ("N @ F" with N = num_blocks, F = penultimate_filters).
 
@@ -329,27 +311,11 @@ def NASNetLarge(input_shape=None, include_top=True, weights="imagenet", input_te
 
 
 def NASNetCIFAR(
-    input_shape=(32, 32, 3),
-    penultimate_filters=768,
-    num_blocks=6,
-    stem_multiplier=3.0,
-    filter_multiplier=2,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
+    input_shape=(32, 32, 3), penultimate_filters=768, num_blocks=6, stem_multiplier=3.0, filter_multiplier=2,
+    include_top=True, weights=None, input_tensor=None, pooling=None, classes=10, classifier_activation="softmax",
     name="nasnet_cifar",
-    *,
-    genotype=None,
-    filters: int | None = None,
-    drop_path_keep_prob: float = 1.0,
-    aux_head: bool = False,
-    dropout: float = 0.0,
-    weight_decay: float = 0.0,
-    bn_momentum: float = 0.9,
-    bn_epsilon: float = 1e-5,
+    *, genotype=None, filters: int | None = None, drop_path_keep_prob: float = 1.0, aux_head: bool = False,
+    dropout: float = 0.0, weight_decay: float = 0.0, bn_momentum: float = 0.9, bn_epsilon: float = 1e-5,
     variant: str | None = None,
 ):
     """The CIFAR skeleton (3x3 stem conv, N normal, reduction, N normal, reduction, N normal).

@@ -13,22 +13,19 @@ import cycle.
 
 from __future__ import annotations
 
-# Rows: (input_1, input_2, op_1, op_2[, combine]). Slim's "none" is our "identity".
+# Block b of the Normal cell beside block b of the Reduction cell; each row is
+# (input_1, input_2, op_1, op_2[, combine]). Slim's "none" is our "identity".
+_NASNET_A_BLOCKS = (
+    ((0, 1, "sep_conv_5x5", "sep_conv_3x3"), (0, 1, "sep_conv_5x5", "sep_conv_7x7")),
+    ((1, 1, "sep_conv_5x5", "sep_conv_3x3"), (0, 1, "max_pool_3x3", "sep_conv_7x7")),
+    ((0, 1, "avg_pool_3x3", "identity"), (0, 1, "avg_pool_3x3", "sep_conv_5x5")),
+    ((1, 1, "avg_pool_3x3", "avg_pool_3x3"), (3, 2, "identity", "avg_pool_3x3")),
+    ((0, 0, "sep_conv_3x3", "identity"), (2, 0, "sep_conv_3x3", "max_pool_3x3")),
+)
+
 NASNET_A = {
-    "normal": [
-        (0, 1, "sep_conv_5x5", "sep_conv_3x3"),
-        (1, 1, "sep_conv_5x5", "sep_conv_3x3"),
-        (0, 1, "avg_pool_3x3", "identity"),
-        (1, 1, "avg_pool_3x3", "avg_pool_3x3"),
-        (0, 0, "sep_conv_3x3", "identity"),
-    ],
-    "reduction": [
-        (0, 1, "sep_conv_5x5", "sep_conv_7x7"),
-        (0, 1, "max_pool_3x3", "sep_conv_7x7"),
-        (0, 1, "avg_pool_3x3", "sep_conv_5x5"),
-        (3, 2, "identity", "avg_pool_3x3"),
-        (2, 0, "sep_conv_3x3", "max_pool_3x3"),
-    ],
+    "normal": [normal for normal, _ in _NASNET_A_BLOCKS],
+    "reduction": [reduction for _, reduction in _NASNET_A_BLOCKS],
     "name": "NASNet-A",
     # slim's used_hiddenstates are a table of their own, not derived from the indices:
     # normal [1, 0, 0, 0, 0, 0, 0] concatenates h_{i-1} although blocks read it, and
