@@ -25,8 +25,12 @@ uniform sampling; `benchmarks/search.py` compares it with random search.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import shutil
+import sys
+import threading
 import time
 
 from nasnet_keras.fileio import atomic_path, write_json
@@ -69,8 +73,54 @@ def _copy(source: str, destination: str) -> None:
         shutil.copyfile(source, temporary)
 
 
+# Native (C++) log lines of TensorFlow that TF_CPP_MIN_LOG_LEVEL does not silence: absl's
+# INFO/WARNING lines (XLA's "Compiled cluster using XLA!", printed when the controller's
+# sampler is first compiled), its note about InitializeLog, tsl's I/W lines, and the CUDA
+# probe's "failed call to cuInit" on a machine without a GPU (which is no error here).
+_NATIVE_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IW] |E \S*cuda_platform\.cc:\d+\] failed call to cuInit))"
+)
+
+
+@contextlib.contextmanager
+def _without_native_log_noise():
+    """Filter the process's stderr (file descriptor 2) so only those lines are dropped.
+
+    Python's own warnings and errors, Keras' output and any other native message still
+    appear (they pass through the filter in order); stdout is untouched.
+    """
+    sys.stderr.flush()
+    original = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():
+        with os.fdopen(read_end, "rb") as lines:
+            for line in lines:
+                if not _NATIVE_NOISE.match(line.decode("utf-8", "replace")):
+                    os.write(original, line)
+
+    thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(original, 2)  # closes the pipe's last write end: the filter reads to the end
+        thread.join(timeout=10)
+        os.close(original)
+
+
 def run_demo(args) -> int:
     """The `demo` sub-command; returns the exit code."""
+    with _without_native_log_noise():
+        return _run(args)
+
+
+def _run(args) -> int:
     start = time.perf_counter()
     timings: dict[str, float] = {}
     directory = args.directory
