@@ -70,13 +70,14 @@ def test_an_old_retrain_file_reads_into_the_same_genotype():
 
 
 def test_an_old_ppo_project_resumes(tmp_path):
+    from tuner import keras_tuner_internals as internals
     from tuner.oracles import WEIGHTS_FILE, PPOOracle
     from tuner.space import SearchSpace
 
     shutil.copytree(fixture("ppo_project"), tmp_path / "ppo_project")
     expected = json.load(open(fixture("ppo_project/expected.json")))
     oracle = PPOOracle(SearchSpace(num_blocks=1), seed=3, batch_size=2, units=8, max_trials=10)
-    oracle._set_project_dir(str(tmp_path), "ppo_project")
+    internals.set_project_dir(oracle, str(tmp_path), "ppo_project")
     oracle.reload()
     assert oracle.ppo.num_updates == expected["num_updates"] == 1
     assert oracle.ppo.baseline == pytest.approx(expected["baseline"])

@@ -122,7 +122,7 @@ def run_search(args) -> int:
     from tuner.search import NASTuner
     from tuner.space import SearchSpace
 
-    info = data.info(args.dataset, args.data_dir)
+    info = data.info(args.dataset)
     config = ChildConfig(
         classes=info.num_classes, num_cells=args.num_cells, filters=args.filters, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, weight_decay=args.weight_decay,

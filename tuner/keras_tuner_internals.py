@@ -8,6 +8,7 @@ them breaks this module alone, and `tests/tuner/test_keras_tuner_internals.py` f
 naming what changed.
 
     keras_tuner.src.distribute.utils.has_chief_oracle / is_chief_oracle
+    Oracle._set_project_dir()  (what a Tuner calls to give its oracle a directory)
     Oracle._project_dir        (property: <directory>/<project_name>, created on access)
     Oracle._get_oracle_fname() (<project_dir>/oracle.json)
     Oracle._retry_queue        (trial ids keras-tuner will run again, list, popped from the end)
@@ -28,6 +29,11 @@ def is_chief_oracle() -> bool:
 def is_distributed_worker() -> bool:
     """True in a keras-tuner worker process (distributed search, not the chief)."""
     return _distribute_utils.has_chief_oracle() and not _distribute_utils.is_chief_oracle()
+
+
+def set_project_dir(oracle, directory: str, project_name: str) -> None:
+    """Point a stand-alone oracle (one without a tuner, as in tests) at `<directory>/<project_name>`."""
+    oracle._set_project_dir(directory, project_name)
 
 
 def project_dir(oracle) -> str:

@@ -173,13 +173,9 @@ def _not_found_message(spec: DatasetSpec, split: str, data_dir, attempts: list[s
     return "\n".join(lines)
 
 
-def info(name: str, data_dir: str | None = None) -> DatasetInfo:
-    """Classes, image shape, split sizes and class names of `name`, without reading images.
-
-    `data_dir` is accepted for symmetry with `load` (a future route may read sizes from
-    the files); today every answer comes from the catalog, so it works offline.
-    """
-    del data_dir
+def info(name: str) -> DatasetInfo:
+    """Classes, image shape, split sizes and class names of `name`, without reading images
+    (every answer comes from the catalog, so it works offline)."""
     spec = get_spec(name)
     return DatasetInfo(
         name=spec.name,

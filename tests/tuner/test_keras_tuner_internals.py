@@ -20,7 +20,7 @@ def test_the_installed_keras_tuner_is_the_checked_one():
 
 def test_oracle_internals(tmp_path):
     oracle = RandomOracle(SearchSpace(num_blocks=1), seed=0, max_trials=2)
-    oracle._set_project_dir(str(tmp_path), "project")
+    internals.set_project_dir(oracle, str(tmp_path), "project")
     assert internals.project_dir(oracle) == os.path.join(str(tmp_path), "project")
     assert internals.oracle_file(oracle) == os.path.join(str(tmp_path), "project", "oracle.json")
     queue = internals.retry_queue(oracle)

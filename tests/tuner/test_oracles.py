@@ -10,6 +10,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
+from tuner import keras_tuner_internals as internals
 from tuner.oracles import RandomOracle, PPOOracle, make_oracle
 from tuner.space import SearchSpace
 
@@ -19,7 +20,7 @@ SMALL = SearchSpace(num_blocks=2)
 def new_oracle(tmp_path, strategy="ppo", space=SMALL, persist=True, **kwargs):
     kwargs.setdefault("max_consecutive_failed_trials", 100)
     oracle = make_oracle(strategy, space, **kwargs)
-    oracle._set_project_dir(str(tmp_path), "search")
+    internals.set_project_dir(oracle, str(tmp_path), "search")
     oracle.verbose = 0
     if not persist:  # the comparison below measures the strategy, not keras-tuner's disk I/O
         oracle.save = lambda: None

@@ -12,6 +12,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
+from tuner import keras_tuner_internals as internals
 from tuner.oracles import WEIGHTS_FILE, make_oracle
 from tuner.space import SearchSpace
 
@@ -59,7 +60,7 @@ def test_killed_search_resumes_with_the_same_controller_and_no_lost_or_repeated_
         np.testing.assert_array_equal(weight, at_kill[f"optimizer/{i}"])
     assert oracle.ppo.get_state() == json.loads(str(at_kill["ppo"]))
     assert oracle.ppo.num_updates == 2 and len(oracle.ppo.buffer) == 2
-    assert len(oracle.end_order) == k and oracle._retry_queue == [str(k)]  # the interrupted trial
+    assert len(oracle.end_order) == k and internals.retry_queue(oracle) == [str(k)]  # the interrupted trial
 
     tuner.search(verbose=0)
     with open(tmp_path / "killed" / "search" / "runs.log") as f:
@@ -88,7 +89,7 @@ class Killed(Exception):
 
 def fresh(directory, **kwargs):
     oracle = make_oracle("ppo", SMALL, seed=3, batch_size=3, learning_rate=0.01, epochs=1, **kwargs)
-    oracle._set_project_dir(str(directory), "search")
+    internals.set_project_dir(oracle, str(directory), "search")
     oracle.verbose = 0
     return oracle
 
@@ -112,7 +113,7 @@ def test_kill_after_the_trial_end_was_saved_but_before_ppo_saw_the_reward(tmp_pa
     resumed = fresh(tmp_path)
     resumed.reload()
     assert resumed.ppo.num_rewards == 5 and resumed.ppo.buffer[-1]["reward"] == 0.9
-    assert resumed._retry_queue == [] and resumed.pending == {}  # not re-run, not lost
+    assert internals.retry_queue(resumed) == [] and resumed.pending == {}  # not re-run, not lost
     for mine, theirs in zip(resumed.controller.get_weights(), oracle.controller.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
     assert finish(resumed).trial_id == "00005"
@@ -137,7 +138,7 @@ def test_kill_after_the_weights_file_but_before_oracle_json(tmp_path, monkeypatc
     resumed = fresh(tmp_path)
     resumed.reload()
     assert resumed.ppo.num_updates == 1 and resumed.ppo.num_rewards == 3 and resumed.ppo.buffer == []
-    assert resumed._retry_queue == [] and resumed.pending == {}
+    assert internals.retry_queue(resumed) == [] and resumed.pending == {}
     for mine, theirs in zip(resumed.controller.get_weights(), oracle.controller.get_weights()):
         np.testing.assert_array_equal(mine, theirs)  # the post-update controller
     finish(resumed)
@@ -147,6 +148,6 @@ def test_kill_after_the_weights_file_but_before_oracle_json(tmp_path, monkeypatc
 def test_missing_weights_file_is_an_error_not_a_fresh_controller(tmp_path):
     oracle = fresh(tmp_path)
     finish(oracle)
-    os.remove(os.path.join(oracle._project_dir, WEIGHTS_FILE))
+    os.remove(os.path.join(internals.project_dir(oracle), WEIGHTS_FILE))
     with pytest.raises(FileNotFoundError, match=WEIGHTS_FILE):
         fresh(tmp_path).reload()
