@@ -206,7 +206,8 @@ class TokenServerInterceptor(grpc.ServerInterceptor):
                 self.rejected += 1
                 if self.servicer is not None:
                     self.servicer.counters["unauthenticated"] += 1
-            self.log(f"nasnet search chief: refused {method} from {context.peer()}: {reason} "
+            log = self.servicer.log if self.servicer is not None else self.log
+            log(f"nasnet search chief: refused {method} from {context.peer()}: {reason} "
                      f"({self.rejected} refused so far)")
             context.abort(grpc.StatusCode.UNAUTHENTICATED,
                           f"this chief requires the search token ({reason} given): pass --auth-token-file or "

@@ -96,6 +96,7 @@ class ChiefServicer(kti.OracleServicer):
         self.stop_seen = False
         self.finished_at: float | None = None
         self.fatal: str | None = None
+        self.stop_requested = False
         self.started = clock()
         self.first_start: float | None = None
         self.finished_here = 0
@@ -314,8 +315,14 @@ class ChiefServicer(kti.OracleServicer):
             all_created = bool(self.oracle.max_trials) and len(self.oracle.trials) >= self.oracle.max_trials
             return self.stop_seen or all_created
 
+    def request_stop(self) -> None:
+        """Stop serving at the next check (the search state on disk stays resumable)."""
+        self.stop_requested = True
+
     def may_exit(self) -> bool:
         """Over, and every worker still alive has been told STOPPED (or the linger time passed)."""
+        if self.stop_requested:
+            return True
         if not self.search_over():
             return False
         with self._lock:
