@@ -37,6 +37,7 @@ class InProcessChief:
         self.tuner = FixedCostTuner(oracle, seconds=0.0, directory=str(directory), project_name=strategy)
         self.tuner.save()
         self.project_dir = self.tuner.project_dir
+        self.settings = {**SETTINGS, "strategy": strategy}
         self.logs: list[str] = []
         self.servicer = None
         self.error = None
@@ -48,7 +49,7 @@ class InProcessChief:
 
         def run():
             try:
-                chief_module.serve(oracle, {**SETTINGS, "strategy": strategy}, host="127.0.0.1", port=self.port,
+                chief_module.serve(oracle, self.settings, host="127.0.0.1", port=self.port,
                                    lease_timeout=lease_timeout, log=self.logs.append, on_servicer=on_servicer,
                                    **(server_options or {}))
             except BaseException as error:  # noqa: BLE001 - reported by the test
@@ -65,7 +66,7 @@ class InProcessChief:
 
     def client(self, tuner_id="worker-t", settings=None, **options) -> ChiefClient:
         local = types.SimpleNamespace(objective=self.tuner.oracle.objective, max_trials=self.tuner.oracle.max_trials)
-        return ChiefClient(local, settings or SETTINGS, host="127.0.0.1", port=self.port, tuner_id=tuner_id,
+        return ChiefClient(local, settings or self.settings, host="127.0.0.1", port=self.port, tuner_id=tuner_id,
                            chief_timeout=options.pop("chief_timeout", 60.0), log=self.logs.append, **options)
 
     def stop(self):
