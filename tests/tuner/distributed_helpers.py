@@ -30,12 +30,12 @@ def free_port() -> int:
 class InProcessChief:
     """A real chief (gRPC server, ChiefServicer, PPO oracle) on a thread of the test process."""
 
-    def __init__(self, directory, *, strategy="ppo", max_trials=6, lease_timeout=5.0, server_options=None):
-        self.port = free_port()
+    def __init__(self, directory, *, strategy="ppo", max_trials=6, lease_timeout=5.0, server_options=None,
+                 port=None):
+        self.port = port or free_port()
         oracle = make_oracle(strategy, SPACE, max_trials=max_trials, seed=1, max_retries_per_trial=1,
                              **({"batch_size": 2} if strategy == "ppo" else {}))
         self.tuner = FixedCostTuner(oracle, seconds=0.0, directory=str(directory), project_name=strategy)
-        self.tuner.save()
         self.project_dir = self.tuner.project_dir
         self.settings = {**SETTINGS, "strategy": strategy}
         self.logs: list[str] = []
@@ -44,6 +44,7 @@ class InProcessChief:
         ready = threading.Event()
 
         def on_servicer(servicer):
+            self.tuner.save()  # as DistributedConfig.serve: after the servicer read the running trials
             self.servicer = servicer
             ready.set()
 

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -24,7 +25,7 @@ from tests.tuner.distributed_helpers import (InProcessChief, free_port, read, ru
 from tuner.distributed import fixed_cost, protocol
 from tuner.distributed.lock import ChiefLock
 
-MAX_TRIALS = 10
+MAX_TRIALS = 16
 LEASE = 4.0
 
 
@@ -34,8 +35,9 @@ def _progress(log: str, worker: str | None = None) -> list[str]:
     return re.findall(pattern, log, flags=re.M)
 
 
-@pytest.mark.parametrize("strategy", ["ppo", "random"])
-def test_search_survives_a_killed_worker_and_a_killed_chief(tmp_path, strategy):
+@pytest.mark.slow
+def test_search_survives_a_killed_worker_and_a_killed_chief(tmp_path, strategy="ppo"):
+    """The PPO search with real processes (the random strategy: the in-process test below)."""
     directory = tmp_path / "search"
     args = ["-m", "tuner.distributed.fixed_cost", "--directory", str(directory), "--strategy", strategy,
             "--max-trials", str(MAX_TRIALS), "--seconds", "1.0", "--controller-batch", "2",
@@ -59,9 +61,10 @@ def test_search_survives_a_killed_worker_and_a_killed_chief(tmp_path, strategy):
         lost = re.search(r"Trial (\d+): lease of worker-a expired", read(logs["chief"])).group(1)
         wait_for(lambda: f"Trial {lost} -> worker-b (attempt 2)" in read(logs["chief"]), 30, "the re-run")
         # 2. SIGKILL the chief while worker-b is in a trial; restart it on the same port and directory.
-        wait_for(lambda: len(_progress(read(logs["chief"]))) >= MAX_TRIALS // 2, 60, "half of the trials")
         mark = len(_progress(read(logs["chief"])))
+        assert mark < MAX_TRIALS - 2, "the search ended before the chief could be killed in the middle"
         wait_for(lambda: len(_progress(read(logs["chief"]))) > mark, 30, "worker-b's next trial")
+        time.sleep(0.3)  # worker-b is 0.3 s into its next trial
         processes["chief"].send_signal(signal.SIGKILL)
         processes["chief"].wait()
         finished_before = set(_progress(read(logs["chief"])))
@@ -76,11 +79,10 @@ def test_search_survives_a_killed_worker_and_a_killed_chief(tmp_path, strategy):
     chief2 = read(logs["chief2"])
     assert "was running on worker-b when the chief stopped" in chief2  # its result was kept, not re-run
     assert "late_results_refused 0" in chief2
-    assert "does not answer" in read(logs["worker-b"])  # it noticed the chief was gone and retried
     project = directory / strategy
     trials = {json.load(open(path))["trial_id"]: json.load(open(path))
               for path in glob.glob(str(project / "trial_*" / "trial.json"))}
-    assert sorted(trials) == [str(i) for i in range(MAX_TRIALS)]
+    assert sorted(trials) == [f"{i:02d}" for i in range(MAX_TRIALS)]
     assert all(t["status"] == "COMPLETED" for t in trials.values()), {k: t["status"] for k, t in trials.items()}
     assert {k: t["score"] for k, t in trials.items()} == {
         k: pytest.approx(fixed_cost.score_of(t["hyperparameters"]["values"])) for k, t in trials.items()}
@@ -92,6 +94,28 @@ def test_search_survives_a_killed_worker_and_a_killed_chief(tmp_path, strategy):
         ppo = state["ppo_oracle"]["ppo"]
         assert ppo["num_rewards"] == MAX_TRIALS and ppo["num_updates"] == MAX_TRIALS // 2  # every reward once
         assert state["ppo_oracle"]["pending"] == {}
+
+
+def test_a_restarted_chief_keeps_running_trials_for_their_worker_random_strategy(tmp_path):
+    """Same machinery for any oracle: a random-search chief restarted mid-trial keeps the trial for its worker."""
+    first = InProcessChief(tmp_path, strategy="random", max_trials=3, lease_timeout=30)
+    worker = first.client("worker-r")
+    done = run_one_trial(worker)
+    running = worker.create_trial("worker-r")
+    first.stop()  # oracle.json as a killed chief leaves it (saved at the last create)
+    second = InProcessChief(tmp_path, strategy="random", max_trials=3, lease_timeout=30, port=first.port)
+    try:
+        assert any(f"Trial {running.trial_id} was running on worker-r" in line for line in second.logs)
+        worker.update_trial(running.trial_id, {"val_accuracy": 0.25})
+        running.status = "COMPLETED"
+        worker.end_trial(running)  # accepted by the new chief: not re-run, not lost
+        run_one_trial(worker)
+        assert worker.create_trial("worker-r").status == "STOPPED"
+        oracle = second.tuner.oracle
+        assert sorted(oracle.end_order) == [done.trial_id, running.trial_id, "2"]
+        assert all(t.status == "COMPLETED" for t in oracle.trials.values())
+    finally:
+        second.stop()
 
 
 def test_failure_messages_reach_the_chief_and_idle_workers_back_off(tmp_path):
@@ -114,8 +138,6 @@ def test_failure_messages_reach_the_chief_and_idle_workers_back_off(tmp_path):
             return original(*args, **kwargs)
 
         b._call = counting
-        import time
-
         start = time.monotonic()
         idle = [b.create_trial("worker-b").status for _ in range(4)]
         assert idle == ["IDLE"] * 4 and time.monotonic() - start >= 0.05 + 0.1 + 0.2 + 0.4

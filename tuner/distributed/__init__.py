@@ -96,6 +96,6 @@ class DistributedConfig:
 
         host, port = chief_address()
         options = self.auth.server_options(tuner.project_dir, log=log) if self.auth is not None else {}
-        tuner.save()
+        # Saved once the servicer has read which trials were running before a restart.
         return serve(tuner.oracle, settings, host=host, port=port, lease_timeout=self.lease_timeout, log=log,
-                     **options)
+                     on_servicer=lambda servicer: tuner.save(), **options)

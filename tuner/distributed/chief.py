@@ -80,6 +80,9 @@ class ChiefServicer(kti.OracleServicer):
     def __init__(self, oracle, settings: Mapping[str, Any], *, lease_timeout: float = protocol.DEFAULT_LEASE_TIMEOUT,
                  log: Callable[[str], None] = print, clock: Callable[[], float] = time.monotonic):
         super().__init__(oracle)
+        # The chief prints its own progress lines; keras-tuner's display keeps per-trial start
+        # times in memory and fails on a trial it did not see start (one kept across a restart).
+        oracle.verbose = 0
         self.settings = dict(settings)
         self.digest = protocol.settings_digest(self.settings)
         self.lease_timeout = float(lease_timeout)
@@ -149,7 +152,7 @@ class ChiefServicer(kti.OracleServicer):
             self.counters["late_results_refused"] += 1
             why = "it is not running" if holder is None else f"it now runs on {holder}"
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"trial {trial_id} is no longer leased to {tuner_id} ({why}: the lease expired after "
+                          f"trial {trial_id} {protocol.LEASE_LOST} {tuner_id} ({why}: the lease expired after "
                           f"{self.lease_timeout:g} s without a call); this result is discarded")
 
     # --- keras-tuner's RPCs --------------------------------------------------------------
@@ -297,6 +300,12 @@ class ChiefServicer(kti.OracleServicer):
         with open(path, encoding="utf-8") as f:
             saved = json.load(f).get("ongoing_trials", {})
         queue = kti.retry_queue(self.oracle)
+        # keras-tuner's end_trial saves oracle.json before it forgets the trial as ongoing, so a
+        # chief killed in between would re-queue (and re-run, and count twice) a finished trial.
+        ended = set(self.oracle.end_order)
+        for trial_id in [t for t in queue if t in ended and self.oracle.trials[t].status != TrialStatus.INVALID]:
+            queue.remove(trial_id)
+            self.log(f"Trial {trial_id} had ended when the chief stopped: not re-run")
         for tuner_id, trial_id in saved.items():
             if trial_id in queue and self.oracle.trials[trial_id].status == TrialStatus.RUNNING:
                 queue.remove(trial_id)

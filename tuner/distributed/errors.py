@@ -11,3 +11,7 @@ class ChiefUnavailableError(FatalError):
 
 class ChiefRefusedError(FatalError, ValueError):
     """The chief answered and refused this worker (other settings, duplicate id, bad token...)."""
+
+
+class LeaseLostError(RuntimeError):
+    """The chief took this worker's trial back (its lease expired); the worker goes on with the next one."""

@@ -39,6 +39,8 @@ HELLO = f"/{SIDE_SERVICE}/Hello"
 HEARTBEAT = f"/{SIDE_SERVICE}/Heartbeat"
 STATS = f"/{SIDE_SERVICE}/Stats"
 
+LEASE_LOST = "is no longer leased to"  # in the chief's refusal of a late result
+
 # Defaults (seconds). A trial's holder must be heard from within the lease; workers
 # heartbeat four times per lease, so one or two lost heartbeats do not cost a trial.
 DEFAULT_LEASE_TIMEOUT = 120.0
@@ -81,7 +83,7 @@ def metadata_value(context_or_pairs, key: str):
 
 
 def __getattr__(name):  # the errors need keras-tuner; importing the constants must not
-    if name in ("ChiefUnavailableError", "ChiefRefusedError"):
+    if name in ("ChiefUnavailableError", "ChiefRefusedError", "LeaseLostError"):
         from tuner.distributed import errors
 
         return getattr(errors, name)

@@ -109,6 +109,8 @@ class ChiefClient(kti.OracleClient):
                               timeout=max(0.1, min(CALL_TIMEOUT, remaining)), wait_for_ready=True)
             except grpc.RpcError as error:
                 code = error.code() if hasattr(error, "code") else None
+                if code == grpc.StatusCode.FAILED_PRECONDITION and protocol.LEASE_LOST in (error.details() or ""):
+                    raise protocol.LeaseLostError(f"worker {self.tuner_id}: {error.details()}") from None
                 if code not in RETRIED_CODES:
                     raise protocol.ChiefRefusedError(
                         f"worker {self.tuner_id}: the chief at {self.address} refused {what}: "
@@ -174,9 +176,7 @@ class ChiefClient(kti.OracleClient):
         try:
             self._call(self.stub.EndTrial, kti.service_messages.EndTrialRequest(trial=trial.to_proto()),
                        what=f"EndTrial({trial.trial_id})", metadata=metadata)
-        except protocol.ChiefRefusedError as error:
-            if "no longer leased" not in str(error):
-                raise
+        except protocol.LeaseLostError as error:
             self.log(f"{error}")  # the chief gave the trial to another worker: go on with the next one
         finally:
             self._stop_heartbeat()
