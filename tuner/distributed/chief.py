@@ -102,6 +102,7 @@ class ChiefServicer(kti.OracleServicer):
         self.stop_requested = False
         self.started = clock()
         self.first_start: float | None = None
+        self.last_end: float | None = None
         self.finished_here = 0
         self.best: float | None = None
         self.counters = {"created": 0, "completed": 0, "failed": 0, "invalid": 0, "lease_expired": 0,
@@ -158,8 +159,8 @@ class ChiefServicer(kti.OracleServicer):
     # --- keras-tuner's RPCs --------------------------------------------------------------
     def CreateTrial(self, request, context):
         tuner_id = self._caller(context)
-        start = time.perf_counter()
         with self._lock:
+            start = time.perf_counter()  # the chief's own cost, not the wait for other workers' calls
             if self.finished_at is not None or self.fatal is not None:
                 self.told_stop.add(tuner_id)
                 trial = trial_module.Trial(self.oracle.get_space(), status=TrialStatus.STOPPED)
@@ -179,7 +180,8 @@ class ChiefServicer(kti.OracleServicer):
                 if attempt > 1:
                     self.log(f"Trial {trial.trial_id} -> {tuner_id} (attempt {attempt})")
             response = kti.service_messages.CreateTrialResponse(trial=trial.to_proto())
-        self.create_seconds.append(time.perf_counter() - start)
+            if trial.status == TrialStatus.RUNNING:
+                self.create_seconds.append(time.perf_counter() - start)
         return response
 
     def UpdateTrial(self, request, context):
@@ -190,17 +192,18 @@ class ChiefServicer(kti.OracleServicer):
 
     def EndTrial(self, request, context):
         tuner_id = self._caller(context)
-        start = time.perf_counter()
         trial = trial_module.Trial.from_proto(request.trial)
         message = protocol.metadata_value(context, protocol.MESSAGE_KEY)
         if message:
             trial.message = bytes(message).decode("utf-8", "replace")
         with self._lock:
+            start = time.perf_counter()
             self._check_lease(context, tuner_id, trial.trial_id)
             self._end(trial, tuner_id)
             if self.fatal is not None:
                 context.abort(grpc.StatusCode.ABORTED, f"the search stopped: {self.fatal}")
-        self.end_seconds.append(time.perf_counter() - start)
+            self.end_seconds.append(time.perf_counter() - start)
+        self.last_end = self.clock()
         return kti.service_messages.EndTrialResponse()
 
     def GetTrial(self, request, context):
@@ -370,7 +373,8 @@ class ChiefServicer(kti.OracleServicer):
             out = {**self.counters, "trials": len(self.oracle.trials), "ended": len(self.oracle.end_order),
                    "ongoing": len(self.oracle.ongoing_trials), "queued": len(kti.retry_queue(self.oracle)),
                    "create_ms_median": 1000 * (_percentile(self.create_seconds, 0.5) or 0),
-                   "end_ms_median": 1000 * (_percentile(self.end_seconds, 0.5) or 0)}
+                   "end_ms_median": 1000 * (_percentile(self.end_seconds, 0.5) or 0),
+                   "span_seconds": (self.last_end - self.first_start) if self.last_end and self.first_start else 0}
             if include_times:
                 out["create_seconds"] = list(self.create_seconds)
                 out["end_seconds"] = list(self.end_seconds)
