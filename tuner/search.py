@@ -73,6 +73,9 @@ class NASTuner(keras_tuner.Tuner):
         run_info: anything else that must match on resume (dataset, split, seed...).
         fit_verbose: Keras progress output of each child (0, 1, 2 or "auto").
         log: where the one-line trial summaries go (default `print`).
+        distributed: a `tuner.distributed.DistributedConfig` (leases, timeouts, token/TLS)
+            for keras-tuner's chief/worker mode; the chief then serves through
+            `tuner.distributed.chief` and workers talk through its `ChiefClient`.
         directory, project_name, overwrite, **kwargs: as `keras_tuner.Tuner`.
 
     Call `search(train, validation)` with unbatched `(image, label)` datasets (from
