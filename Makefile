@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: test demo venv data clean benchmarks
+.PHONY: test demo venv data tools clean benchmarks
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,13 @@ $(FASHION_MNIST):
 
 data: $(FASHION_MNIST)
 
-test: venv data
+# openssl makes the test certificates of the TLS tests (tests/tuner/test_distributed_auth.py).
+tools:
+	@command -v openssl >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -qq openssl || (apt-get update -qq && apt-get install -y -qq openssl)); \
+	else sudo apt-get install -y -qq openssl; fi; }
+
+test: venv data tools
 	$(PY) -m pytest -q tests
 
 demo: venv data

@@ -16,6 +16,7 @@ setup(
         "tensorflow~=2.20.0",
         "keras>=3.10,<4",
         "keras-tuner==1.4.*",
+        "grpcio",  # the distributed search's chief/worker channel (tuner/distributed), as keras-tuner's
         "tensorflow-datasets",
         "importlib_resources",  # TFDS' imagenet2012 builder imports it without declaring it
         "h5py",

@@ -83,6 +83,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     output.add_argument("--final-epochs", type=int, default=None, help="epochs of that retraining (default 3 x --epochs)")
     output.add_argument("--genotype", action="append", default=[], metavar="FILE.json",
                         help="also retrain this genotype (repeatable), e.g. NASNet-A or another run's best")
+    from tuner.distributed import options as distributed_options
+
+    distributed_options.add_arguments(parser)
     parser.set_defaults(func=run_search)
     return parser
 
@@ -115,6 +118,16 @@ def run_search(args) -> int:
     check_int("--final-epochs", args.final_epochs, minimum=1, allow_none=True)
     extra = _load_genotypes(args.genotype)
 
+    from tuner.distributed import launcher, options as distributed_options, protocol, role
+
+    if args.workers is not None:
+        return launcher.launch(args)
+    distributed_options.ensure_tuner_id()
+    distributed = distributed_options.config_from_args(args)
+    if role() == "worker" and args.overwrite:
+        raise ValueError("--overwrite on a worker would delete the chief's search directory; give it to the chief")
+    max_retries = args.max_retries if args.max_retries is not None else (1 if role() != "single" else 0)
+
     from nasnet_keras import data
     from tuner.children import ChildConfig
     from tuner.oracles import make_oracle
@@ -131,7 +144,7 @@ def run_search(args) -> int:
     space = SearchSpace(num_blocks=args.num_blocks)
     # None leaves PPO's own defaults; make_oracle refuses PPO options for other strategies.
     oracle = make_oracle(args.strategy, space, max_trials=args.max_trials, seed=args.seed,
-                         max_consecutive_failed_trials=args.max_failures,
+                         max_consecutive_failed_trials=args.max_failures, max_retries_per_trial=max_retries,
                          batch_size=args.controller_batch, learning_rate=args.controller_lr)
     run_info = {"dataset": args.dataset, "validation_size": args.validation_size, "subset": args.subset,
                 "seed": args.seed}
@@ -148,8 +161,13 @@ def run_search(args) -> int:
 
     # Before the tuner touches --directory, so a missing dataset fails fast and leaves nothing.
     train, validation = (None, None) if is_chief_oracle() else search_data()
-    tuner = NASTuner(oracle, config, search_space=space, strategy=args.strategy, run_info=run_info,
-                     fit_verbose=args.verbose, directory=args.directory, overwrite=args.overwrite)
+    try:
+        tuner = NASTuner(oracle, config, search_space=space, strategy=args.strategy, run_info=run_info,
+                         fit_verbose=args.verbose, directory=args.directory, overwrite=args.overwrite,
+                         distributed=distributed)
+    except protocol.ChiefUnavailableError as error:
+        print(f"nasnet search: error: {error}", file=sys.stderr)
+        return 1
     print(f"nasnet search: {args.strategy} on {args.dataset} "
           f"({'all' if args.subset is None else args.subset} training / {args.validation_size} held-out images "
           f"of the training split), B={args.num_blocks}, children N={args.num_cells} F={args.filters} "
@@ -158,6 +176,9 @@ def run_search(args) -> int:
     try:
         # keras-tuner reads max_trials=0 as "no limit"; here 0 means "no search" (retrain only).
         report = tuner.search(train, validation) if args.max_trials else tuner.write_report()
+    except protocol.ChiefUnavailableError as error:
+        print(f"nasnet search: error: {error}", file=sys.stderr)
+        return 1
     except RuntimeError as error:
         if "consecutive failures" not in str(error):
             raise

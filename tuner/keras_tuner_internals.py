@@ -1,24 +1,54 @@
-"""Every use of keras-tuner's private API, in one place.
+"""Every use of keras-tuner's private API (`keras_tuner.src`, private Oracle attributes), in one place.
 
-Checked against keras-tuner 1.4.8 (setup.py pins `keras-tuner==1.4.*`). keras-tuner exports
-no public way to ask whether this process is a distributed chief or worker, where an
-oracle's project directory is, or which trials it will re-run, but the PPO oracle's resume
-needs all three. Each is read here and nowhere else, so a keras-tuner upgrade that moves
-them breaks this module alone, and `tests/tuner/test_keras_tuner_internals.py` fails loudly
-naming what changed.
+keras-tuner exports no public way to ask whether this process is a distributed chief or
+worker, where an oracle's project directory is, or which trials it will re-run, and no
+public API for its distributed mode: the gRPC service, the chief's servicer and the
+worker's client live under `keras_tuner.src.distribute`, and the bookkeeping that a
+fault-tolerant chief must read or repair (ongoing trials, the retry queue, the run counts)
+is private attributes of `keras_tuner.Oracle`. Each is read here and nowhere else, so a
+keras-tuner upgrade that moves them breaks this module alone, and
+`tests/tuner/test_keras_tuner_internals.py` fails loudly naming what changed.
+
+Checked against keras-tuner 1.4.8 (setup.py pins `keras-tuner==1.4.*`).
 
     keras_tuner.src.distribute.utils.has_chief_oracle / is_chief_oracle
+    keras_tuner.src.distribute.oracle_chief.OracleServicer, oracle_client.OracleClient
+    keras_tuner.src.protos.get_service / get_service_grpc
     Oracle._set_project_dir()  (what a Tuner calls to give its oracle a directory)
     Oracle._project_dir        (property: <directory>/<project_name>, created on access)
     Oracle._get_oracle_fname() (<project_dir>/oracle.json)
     Oracle._retry_queue        (trial ids keras-tuner will run again, list, popped from the end)
+    Oracle._run_times          (how often each trial has ended: the retry counter)
 """
 
 from __future__ import annotations
 
+import keras_tuner
+from keras_tuner.src import protos as _protos
+from keras_tuner.src.distribute import oracle_chief as _oracle_chief
+from keras_tuner.src.distribute import oracle_client as _oracle_client
 from keras_tuner.src.distribute import utils as _distribute_utils
 
 CHECKED_VERSION = "1.4.8"
+KERAS_TUNER_VERSION = keras_tuner.__version__
+
+# The gRPC service of keras-tuner's chief: request/response messages and the stub/servicer.
+service_messages = _protos.get_service()
+service_grpc = _protos.get_service_grpc()
+
+# The chief's servicer (one method per RPC, each calling the oracle) and the worker's client.
+OracleServicer = _oracle_chief.OracleServicer
+OracleClient = _oracle_client.OracleClient
+
+# The private `keras_tuner.Oracle` attributes read or repaired by the fault-tolerant chief
+# (tuner/distributed/chief.py). Listed so the test can check that each still exists.
+ORACLE_PRIVATE_ATTRIBUTES = ("_retry_queue", "_run_times", "ongoing_trials", "tuner_ids", "end_order",
+                             "trials", "max_retries_per_trial", "_get_oracle_fname")
+
+
+def has_chief_oracle() -> bool:
+    """True in any process of a distributed search (KERASTUNER_ORACLE_IP/_PORT are set)."""
+    return _distribute_utils.has_chief_oracle()
 
 
 def is_chief_oracle() -> bool:
@@ -49,3 +79,8 @@ def oracle_file(oracle) -> str:
 def retry_queue(oracle) -> list:
     """The trial ids keras-tuner will run again (the live list: removing an id cancels its re-run)."""
     return oracle._retry_queue
+
+
+def run_count(oracle, trial_id: str) -> int:
+    """How many times `trial_id` has ended so far (keras-tuner's retry counter)."""
+    return int(oracle._run_times[trial_id])

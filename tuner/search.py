@@ -36,6 +36,8 @@ from nasnet_keras.fileio import write_json
 from nasnet_keras.genotype import Genotype, as_genotype
 from tuner import history, plots
 from tuner.children import ChildConfig, ChildFailedError, train_child
+from tuner.distributed import DistributedConfig
+from tuner.distributed import role as distributed_role
 from tuner.keras_tuner_internals import is_distributed_worker
 from tuner.space import SearchSpace
 
@@ -60,6 +62,9 @@ class NASTuner(keras_tuner.Tuner):
         run_info: anything else that must match on resume (dataset, split, seed...).
         fit_verbose: Keras progress output of each child (0, 1, 2 or "auto").
         log: where the one-line trial summaries go (default `print`).
+        distributed: a `tuner.distributed.DistributedConfig` (leases, timeouts, token/TLS)
+            for keras-tuner's chief/worker mode; the chief then serves through
+            `tuner.distributed.chief` and workers talk through its `ChiefClient`.
         directory, project_name, overwrite, **kwargs: as `keras_tuner.Tuner`.
 
     Call `search(train, validation)` with unbatched `(image, label)` datasets (from
@@ -79,6 +84,7 @@ class NASTuner(keras_tuner.Tuner):
         directory: str | None = None,
         project_name: str | None = None,
         overwrite: bool = False,
+        distributed=None,
         **kwargs,
     ):
         search_space = search_space if search_space is not None else getattr(oracle, "search_space", None)
@@ -102,6 +108,9 @@ class NASTuner(keras_tuner.Tuner):
         }
         directory = directory or "."
         project_name = project_name or self.strategy
+        # Distributed search (tuner.distributed): the chief claims the directory first.
+        self.distributed = distributed or DistributedConfig()
+        self._chief_lock = self.distributed.claim(directory, project_name) if distributed_role() == "chief" else None
         if not overwrite:
             self._check_resume(os.path.join(str(directory), project_name))
         self._trial_started: dict[str, float] = {}
@@ -112,7 +121,17 @@ class NASTuner(keras_tuner.Tuner):
             oracle=oracle, hypermodel=None, directory=directory, project_name=project_name,
             overwrite=overwrite, **kwargs,
         )
-        write_json(os.path.join(self.project_dir, history.SEARCH_CONFIG_FILE), self.search_config, sort_keys=True)
+        if is_distributed_worker():
+            self.distributed.attach(self, self.distributed_settings)  # the chief owns the directory's files
+        else:
+            write_json(os.path.join(self.project_dir, history.SEARCH_CONFIG_FILE), self.search_config,
+                       sort_keys=True)
+
+    @property
+    def distributed_settings(self) -> dict[str, Any]:
+        """What a worker must share with its chief: the search settings but the execution mode."""
+        child = {k: v for k, v in self.search_config["child_config"].items() if k != "run_eagerly"}
+        return {**self.search_config, "child_config": child}
 
     def _check_resume(self, project_dir: str) -> None:
         stored = history.read_search_config(project_dir)
@@ -141,7 +160,11 @@ class NASTuner(keras_tuner.Tuner):
         off by default in favour of the one-line summaries. Child progress bars follow
         `fit_verbose`.
         """
-        super().search(train, validation, verbose=verbose)
+        if distributed_role() == "chief":
+            self.oracle.verbose = verbose
+            self.distributed.serve(self, self.distributed_settings, log=self.log)
+        else:
+            super().search(train, validation, verbose=verbose)
         if not is_distributed_worker():
             self.report = self.write_report()
         return self.report
