@@ -16,7 +16,7 @@ explicitly, or `--insecure` (which also turns the token check off, with a warnin
 TLS, through gRPC's own credentials: the chief's `--tls-cert/--tls-key` are its server
 certificate, and with `--tls-ca` it requires client certificates signed by that CA
 (mutual TLS). A worker's `--tls-ca` verifies the chief; its `--tls-cert/--tls-key` are its
-client certificate. docs/distributed.md shows how to make the files with openssl.
+client certificate. docs/distributed_search.md shows how to make the files with openssl.
 """
 
 from __future__ import annotations

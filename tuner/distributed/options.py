@@ -10,7 +10,7 @@ from tuner.distributed import protocol
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "distributed search (keras-tuner's chief/worker mode; see docs/distributed.md)")
+        "distributed search (keras-tuner's chief/worker mode; see docs/distributed_search.md)")
     group.add_argument("--workers", type=int, default=None, metavar="N",
                        help="start a chief and N worker processes on this machine (one GPU each when there are "
                             "GPUs) and stream one line per finished trial")
