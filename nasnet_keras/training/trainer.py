@@ -306,8 +306,8 @@ def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
     # 3. Write, resume, train, evaluate, export.
     run_dir.start(manifest, config.overwrite)
     multi_worker_run.confirm_shared(distribution, run_dir)
-    run_dir.log_event("distribution", **distribution.describe(recipe))
     if distribution.name != "one-device":
+        run_dir.log_event("distribution", **distribution.describe(recipe))
         print(_describe_distribution(distribution.describe(recipe)))
     with peer_failures(distribution, "during training",
                        f"; the job resumes from the latest checkpoint in {run_dir.file('checkpoints')}"):
