@@ -21,12 +21,13 @@ the manifest is an error that names both runs and changes nothing, unless `overw
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import keras
 
@@ -152,6 +153,11 @@ class RunDirectory:
         if self.read_manifest() is None:
             manifest = {**manifest, "format": MANIFEST_FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
             write_json(self.file(MANIFEST), manifest, sort_keys=True)
+
+    @contextlib.contextmanager
+    def output(self, name: str) -> Iterator[str]:
+        """The path to write the run file `name` to (a non-chief worker gets a scratch path)."""
+        yield self.file(name)
 
     def log_event(self, event: str, **fields: Any) -> None:
         record = {"event": event, "time": round(time.time(), 3), **fields}

@@ -8,12 +8,21 @@
         --set epochs=5 --directory runs/finetune
 
 Re-running the same command in the same directory resumes from its last checkpoint.
+
+Several machines: the same command on each, with TF_CONFIG naming the cluster and the
+task (see docs/distributed.md); --strategy auto then trains with
+MultiWorkerMirroredStrategy. A worker whose peer failed exits with status 75: restart
+every worker and the job resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import sys
+
+from nasnet_keras.training.distribution import DEFAULT_COLLECTIVE_TIMEOUT, PEER_FAILURE_EXIT_CODE, STRATEGIES
 
 
 def register(subparsers) -> None:
@@ -38,7 +47,17 @@ def register(subparsers) -> None:
     parser.add_argument("--weights", default=None,
                         help="fine-tune from 'imagenet', a keras.applications .h5 file or a .keras model")
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 compute")
-    parser.add_argument("--multi-gpu", action="store_true", help="tf.distribute.MirroredStrategy over all GPUs")
+    parser.add_argument("--strategy", default="auto", choices=STRATEGIES,
+                        help="auto (default): multi-worker if TF_CONFIG names several workers, mirrored if several "
+                             "GPUs, else one-device; tpu: TPUStrategy. The recipe's batch_size is the global batch")
+    parser.add_argument("--multi-gpu", action="store_true",
+                        help="deprecated: the same as --strategy mirrored")
+    parser.add_argument("--sync-batch-norm", action="store_true",
+                        help="BatchNorm statistics over the global batch (all replicas), not each replica's share")
+    parser.add_argument("--collective-timeout", type=float, default=DEFAULT_COLLECTIVE_TIMEOUT, metavar="SECONDS",
+                        help="multi-worker: give up when the other workers do not answer a collective for this long "
+                             "(0: wait forever; default %(default)s)")
+    parser.add_argument("--tpu", default=None, help="--strategy tpu: the TPU's name (default: $TPU_NAME, else local)")
     parser.add_argument("--jit-compile", choices=("auto", "on", "off"), default="auto", help="XLA for the train step")
     parser.add_argument("--overwrite", action="store_true", help="replace another run found in --directory")
     parser.add_argument("--save-every-steps", type=int, default=None,
@@ -71,7 +90,11 @@ def config_from_args(args):
         image_size=args.image_size,
         weights=args.weights,
         mixed_precision=args.mixed_precision,
+        strategy=args.strategy,
         multi_gpu=args.multi_gpu,
+        sync_batch_norm=args.sync_batch_norm,
+        collective_timeout=args.collective_timeout or None,
+        tpu=args.tpu,
         jit_compile={"auto": "auto", "on": True, "off": False}[args.jit_compile],
         overwrite=args.overwrite,
         save_every_steps=args.save_every_steps,
@@ -84,16 +107,35 @@ def config_from_args(args):
     )
 
 
+def weights_digest(model) -> str:
+    """sha256 of the model's weights, in order: equal on every worker of a job that trained in lockstep."""
+    import keras
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for variable in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(variable)).tobytes())
+    return digest.hexdigest()
+
+
 def run(args) -> int:
+    from nasnet_keras.training.distribution import PeerFailure
     from nasnet_keras.training.trainer import train
 
-    result = train(config_from_args(args))
+    if args.multi_gpu:
+        print("nasnet train: --multi-gpu is deprecated; use --strategy mirrored", file=sys.stderr)
+    try:
+        result = train(config_from_args(args))
+    except PeerFailure as failure:
+        print(f"nasnet train: {failure}", file=sys.stderr)
+        return PEER_FAILURE_EXIT_CODE
     summary = {
         "directory": result.directory,
         "resumed": result.resumed,
         "start_step": result.start_step,
         "final_step": result.final_step,
         "total_steps": result.total_steps,
+        "weights_sha256": weights_digest(result.model),
         **{f"eval_{k}": round(v, 6) for k, v in result.metrics.items()},
     }
     print(json.dumps(summary, indent=2))

@@ -35,7 +35,19 @@ from nasnet_keras import variants
 from nasnet_keras.drop_path import ScheduledDropPathCallback, drop_path_layers
 from nasnet_keras.fileio import atomic_path
 from nasnet_keras.training import averaged_weights as ema
+from nasnet_keras.training import multi_worker_run
 from nasnet_keras.training.checkpointing import FINAL_MODEL, HISTORY, LOGS, CheckpointCallback, RunDirectory
+from nasnet_keras.training.distribution import (
+    DEFAULT_COLLECTIVE_TIMEOUT,
+    make_distribution,
+    peer_failures,
+    synchronize_batch_norm,
+)
+from nasnet_keras.training.keras_distribute_fixes import (
+    build_without_a_batch,
+    clip_after_all_reduce,
+    fix_multi_worker_log_reduction,
+)
 from nasnet_keras.training.inputs import DataPlan, evaluation_data, load_splits, plan_data, training_data
 from nasnet_keras.training.models import (
     ModelSpec,
@@ -65,8 +77,14 @@ class TrainConfig:
         image_size: model input size; None follows the recipe (see `inputs.plan_data`).
         weights: fine-tune from "imagenet", a keras.applications .h5 or a .keras model.
         mixed_precision: train under the "mixed_float16" policy (loss scaling included).
-        multi_gpu: replicate over all visible GPUs with `tf.distribute.MirroredStrategy`;
-            `batch_size` stays the global batch.
+        strategy: "auto", "one-device", "mirrored", "multi-worker" (TF_CONFIG) or "tpu"; see
+            `distribution`. The recipe's `batch_size` is the global batch for every strategy.
+        multi_gpu: deprecated alias of strategy="mirrored".
+        sync_batch_norm: BatchNorm statistics over the global batch (all replicas) instead
+            of each replica's share; then R replicas compute what one device does.
+        collective_timeout: seconds a multi-worker collective may wait for the other
+            workers before this worker gives up (None: forever).
+        tpu: the TPU for strategy="tpu" (default: $TPU_NAME, else "local").
         jit_compile: XLA for the train step: True, False or "auto" (Keras: on for GPUs).
         overwrite: replace a different run found in `directory`.
         save_every_steps: checkpoint cadence in steps besides each epoch end.
@@ -85,7 +103,11 @@ class TrainConfig:
     image_size: int | None = None
     weights: str | None = None
     mixed_precision: bool = False
+    strategy: str = "auto"
     multi_gpu: bool = False
+    sync_batch_norm: bool = False
+    collective_timeout: float | None = DEFAULT_COLLECTIVE_TIMEOUT
+    tpu: str | None = None
     jit_compile: bool | str = "auto"
     overwrite: bool = False
     save_every_steps: int | None = None
@@ -185,17 +207,29 @@ def _default_base_variant(dataset: str) -> str:
     return "cifar_6@768" if height is not None and height <= 64 else "mobile"
 
 
-def _strategy(multi_gpu: bool, batch_size: int):
-    if not multi_gpu:
-        return tf.distribute.get_strategy()
-    strategy = tf.distribute.MirroredStrategy()
-    replicas = strategy.num_replicas_in_sync
-    if batch_size % replicas:
-        raise ValueError(
-            f"batch_size={batch_size} is the global batch and must divide evenly over the {replicas} replicas "
-            "of --multi-gpu"
-        )
-    return strategy
+def _strategy_name(config: TrainConfig) -> str:
+    if not config.multi_gpu:
+        return config.strategy
+    warnings.warn("`multi_gpu` (--multi-gpu) is deprecated: use strategy='mirrored' (--strategy mirrored)",
+                  DeprecationWarning, stacklevel=3)
+    if config.strategy not in ("auto", "mirrored"):
+        raise ValueError(f"--multi-gpu means --strategy mirrored; it contradicts --strategy {config.strategy}")
+    return "mirrored"
+
+
+def _distributed_settings(config: TrainConfig, distribution) -> dict[str, Any]:
+    """Settings besides the manifest that every worker of a job must share (they drive collectives)."""
+    return {
+        "seed": config.seed,
+        "strategy": distribution.name,
+        "replicas": distribution.replicas,
+        "sync_batch_norm": bool(config.sync_batch_norm),
+        "save_every_steps": config.save_every_steps,
+        "eval_every_epochs": config.eval_every_epochs,
+        "eval_batch_size": config.eval_batch_size,
+        "jit_compile": config.jit_compile,
+        "tensorflow_version": tf.__version__,
+    }
 
 
 def _warn_about_cpu_only_options(config: TrainConfig) -> None:
@@ -234,6 +268,10 @@ def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
     variant = variants.get(spec.variant)
     recipe = get_recipe(config.recipe or default_recipe_name(spec.variant, variant.skeleton),
                         **config.recipe_overrides)
+    # Before TensorFlow runs anything: multi-worker collectives are configured at start-up.
+    distribution = make_distribution(_strategy_name(config), recipe.batch_size, tpu=config.tpu,
+                                     collective_timeout=config.collective_timeout)
+    strategy = distribution.strategy
     source = inspect_weights(config.weights) if config.weights is not None else None
     plan = plan_data(
         config.dataset, recipe, default_image_size=variant.image_size, image_size=config.image_size,
@@ -243,18 +281,25 @@ def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
     steps_per_epoch = recipe.steps_per_epoch(plan.train_examples)
     total_steps = recipe.total_steps(plan.train_examples)
     recipe.check_ema_horizon(total_steps)
-    strategy = _strategy(config.multi_gpu, recipe.batch_size)
     _warn_about_cpu_only_options(config)
     manifest = _manifest(spec, plan, recipe, config)
-    run_dir = RunDirectory(config.directory)
-    resume = run_dir.check(manifest, config.overwrite)
+    run_dir, resume = multi_worker_run.open_run(distribution, config.directory, manifest,
+                                                _distributed_settings(config, distribution), config.overwrite)
 
     # 2. Build and compile.
     keras.utils.set_random_seed(config.seed)  # initial weights, drop-path and dropout masks
     model_kwargs = recipe.model_overrides(variant.training_kwargs())
     with dtype_policy(config.mixed_precision), strategy.scope():
         model = build_model(spec, plan.input_shape, plan.num_classes, model_kwargs)
+        if config.sync_batch_norm:
+            synchronize_batch_norm(model)
+        if distribution.name != "one-device":
+            build_without_a_batch(model)
+        if distribution.name == "multi-worker":
+            fix_multi_worker_log_reduction()
         compile_for_recipe(model, recipe, steps_per_epoch, config.jit_compile)
+        if distribution.name != "one-device":
+            clip_after_all_reduce(model.optimizer)
         if source is not None and not resume:
             copied = transfer_weights(load_source_model(source, spec, plan.input_shape, model_kwargs), model)
         else:
@@ -262,6 +307,25 @@ def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
 
     # 3. Write, resume, train, evaluate, export.
     run_dir.start(manifest, config.overwrite)
+    multi_worker_run.confirm_shared(distribution, run_dir)
+    if distribution.name != "one-device":
+        run_dir.log_event("distribution", **distribution.describe(recipe))
+        print(_describe_distribution(distribution.describe(recipe)))
+    with peer_failures(distribution, "during training",
+                       f"; the job resumes from the latest checkpoint in {run_dir.file('checkpoints')}"):
+        return _run(model, run_dir, config, recipe, plan, strategy, distribution, resume, copied, train_examples,
+                    eval_examples, steps_per_epoch, total_steps)
+
+
+def _describe_distribution(described: dict[str, Any]) -> str:
+    return (f"{described['task']}: --strategy {described['strategy']}, {described['workers']} worker(s), "
+            f"{described['replicas']} replica(s): global batch {described['global_batch_size']} = "
+            f"{described['replicas']} x {described['per_replica_batch_size']}; learning rate "
+            f"{described['learning_rate']:g} = {described['learning_rate_rule']}")
+
+
+def _run(model, run_dir, config, recipe, plan, strategy, distribution, resume, copied, train_examples,
+         eval_examples, steps_per_epoch, total_steps) -> TrainResult:
     if copied is not None:
         run_dir.log_event("init_weights", source=config.weights, layers_copied=copied)
     with strategy.scope():
@@ -272,15 +336,16 @@ def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
         print(f"Resuming the run in {run_dir.path} from its checkpoint at step {start_step} of {total_steps}")
     output_names = list(model.output_names)
     eval_ds = evaluation_data(eval_examples, plan, recipe, output_names, config.eval_batch_size)
-    callbacks = _callbacks(model, run_dir, config, resume, total_steps)
+    callbacks = _callbacks(model, run_dir, config, resume, total_steps, distribution.is_chief)
     history = _fit(model, run_dir, train_examples, plan, recipe, config, output_names, eval_ds, callbacks,
-                   start_step, steps_per_epoch, total_steps)
+                   start_step, steps_per_epoch, total_steps, distribution.training_batches)
     if not history:
         ema.use_averaged_weights(model)  # fit() was not needed, so it did not swap the averages in
     final_step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     metrics = model.evaluate(eval_ds, return_dict=True, verbose=config.verbose)
     metrics = {k: float(v) for k, v in metrics.items()}
-    export_model(model, run_dir.file(FINAL_MODEL))
+    with run_dir.output(FINAL_MODEL) as path:
+        export_model(model, path)
     run_dir.log_event("end", step=final_step, ema=ema.ema_optimizer(model) is not None, **metrics)
     return TrainResult(run_dir.path, start_step, final_step, total_steps, resume, metrics, history, model)
 
@@ -298,13 +363,15 @@ def export_model(model: keras.Model, path: str) -> keras.Model:
     return inference
 
 
-def _callbacks(model, run_dir, config, resume, total_steps) -> list[keras.callbacks.Callback]:
+def _callbacks(model, run_dir, config, resume, total_steps, writes_logs=True) -> list[keras.callbacks.Callback]:
     callbacks: list[keras.callbacks.Callback] = []
     if any(layer.max_rate > 0 for layer in drop_path_layers(model)):
         callbacks.append(ScheduledDropPathCallback(total_steps))
     callbacks.append(TrainingStateLogger(run_dir, resume, total_steps))
     callbacks += ema.evaluation_callbacks(model)
     callbacks.append(CheckpointCallback(run_dir, config.save_every_steps, config.keep_checkpoints))
+    if not writes_logs:  # a non-chief worker: the chief's logs hold the (all-reduced) metrics
+        return callbacks
     callbacks.append(keras.callbacks.CSVLogger(run_dir.file(HISTORY), append=True))
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(run_dir.file(LOGS), write_graph=False))
@@ -312,7 +379,7 @@ def _callbacks(model, run_dir, config, resume, total_steps) -> list[keras.callba
 
 
 def _fit(model, run_dir, train_examples, plan, recipe, config, output_names, eval_ds, callbacks, step,
-         steps_per_epoch, total_steps) -> dict[str, list]:
+         steps_per_epoch, total_steps, distribute=lambda batches: batches) -> dict[str, list]:
     """Run `fit` until `total_steps` optimizer updates, first finishing an interrupted epoch after a resume.
 
     The step is the optimizer's iteration count: the schedules follow it and checkpoints
@@ -326,7 +393,7 @@ def _fit(model, run_dir, train_examples, plan, recipe, config, output_names, eva
         if offset:
             print(f"Finishing epoch {epoch + 1} from step {step} ({steps_per_epoch - offset} steps left)")
         fit_history = model.fit(
-            training_data(train_examples, plan, recipe, output_names, seed=config.seed + step),
+            distribute(training_data(train_examples, plan, recipe, output_names, seed=config.seed + step)),
             initial_epoch=epoch,
             epochs=epoch + 1 if offset else recipe.epochs,
             steps_per_epoch=steps_per_epoch - offset,

@@ -1,4 +1,4 @@
-"""--mixed-precision and --multi-gpu: what the trainer builds under them, and that EMA/checkpoints follow."""
+"""--mixed-precision and --strategy mirrored: what the trainer builds under them, and that EMA/checkpoints follow."""
 
 import keras
 import numpy as np
@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from nasnet_keras.training import ImageNetRecipe, RunDirectory, compile_for_recipe
 from nasnet_keras.training import averaged_weights as ema
-from nasnet_keras.training.trainer import _strategy, dtype_policy
+from nasnet_keras.training.distribution import make_distribution
+from nasnet_keras.training.trainer import dtype_policy
 from training_helpers import batch, two_head_model
 
 
@@ -45,8 +46,8 @@ def test_mixed_precision_computes_in_float16_with_loss_scaling_and_checkpoints_i
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_multi_gpu_replicates_under_mirrored_strategy_and_keeps_ema_evaluation():
-    strategy = _strategy(True, batch_size=8)  # one replica on a CPU-only machine
+def test_mirrored_strategy_replicates_and_keeps_ema_evaluation():
+    strategy = make_distribution("mirrored", 8, environ={}).strategy  # one replica on a CPU-only machine
     assert isinstance(strategy, tf.distribute.MirroredStrategy)
     with strategy.scope():
         model = build(mixed=False)
