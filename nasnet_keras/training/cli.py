@@ -10,7 +10,7 @@
 Re-running the same command in the same directory resumes from its last checkpoint.
 
 Several machines: the same command on each, with TF_CONFIG naming the cluster and the
-task (see docs/distributed.md); --strategy auto then trains with
+task (see docs/distributed_training.md); --strategy auto then trains with
 MultiWorkerMirroredStrategy. A worker whose peer failed exits with status 75: restart
 every worker and the job resumes from its last checkpoint.
 """

@@ -210,7 +210,7 @@ def choose(strategy: str, cluster: ClusterConfig | None, num_gpus: int) -> str:
     if strategy == "multi-worker" and cluster is None:
         raise ValueError(
             "--strategy multi-worker needs TF_CONFIG, the cluster description naming every worker's address and "
-            "this task; see docs/distributed.md. Received: TF_CONFIG unset"
+            "this task; see docs/distributed_training.md. Received: TF_CONFIG unset"
         )
     if strategy in ("one-device", "mirrored", "tpu") and several_workers:
         raise ValueError(

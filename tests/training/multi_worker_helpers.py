@@ -33,7 +33,7 @@ FOUND = Genotype.from_blocks(
 # Gradient clipping is off: with the recipe's clip_global_norm=5 the two-worker NASNet
 # run still ends ~5e-3 away from one process after 8 steps (with keras_distribute_fixes'
 # clip-after-all-reduce; 0.27 without it), although the same fix makes a Dense model
-# match to 3e-8 under MWMS -- an open difference, see docs/distributed.md.
+# match to 3e-8 under MWMS -- an open difference, see docs/distributed_training.md.
 DETERMINISTIC = [
     "--set", "cutout_size=0", "--set", "pad=0", "--set", "flip=false", "--set", "drop_path_keep_prob=1.0",
     "--set", "dropout=0", "--set", "clip_global_norm=none", "--sync-batch-norm",
