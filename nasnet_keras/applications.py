@@ -198,7 +198,11 @@ def _load_weights(model, weights, default_size, include_top):
 
 def load_weights(model, path):
     """Load keras.applications' legacy h5 files by name; anything else through Keras."""
+    from nasnet_keras import model_files
+
     path = os.fspath(path)
+    if path.endswith(".h5"):
+        model_files.check_weights(model, path)  # unreadable, or another genotype's: refused by name
     if path.endswith(".h5") and not path.endswith(".weights.h5") and is_legacy_h5(path):
         load_keras_nasnet_weights(model, path)
     else:

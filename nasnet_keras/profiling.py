@@ -81,9 +81,9 @@ def _cmd_profile(args) -> int:
     from nasnet_keras import variants
 
     if args.model.endswith(".keras"):
-        import keras
+        from nasnet_keras.model_files import load_keras_model
 
-        model = keras.models.load_model(args.model)
+        model = load_keras_model(args.model)
         result = profile(model)
         print(f"{args.model}: params {result.params:,} ({format_count(result.params)}), "
               f"Mult-Adds {result.mult_adds:,} ({format_count(result.mult_adds)}) at {result.input_shape}")

@@ -6,18 +6,20 @@ version must appear complete or not at all: the SavedModel is written into a hid
 temporary directory beside it (same file system, a name TF Serving ignores) and renamed
 into place only when everything, card included, is written. A failed or interrupted
 export removes its temporary directory; an existing version is replaced only with
-`overwrite=True`, and even then the old one is moved aside until the new one is in place.
+`overwrite=True`, and even then the old one is moved aside until the new one is in place
+(`nasnet_keras.fileio.atomic_directory`). An export killed with SIGKILL leaves its hidden
+partial behind; the next export into the same directory deletes the partials of dead
+writers (never a live writer's: `fileio.remove_stale_partials`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
+from nasnet_keras import fileio
 from savedmodels import ema as ema_lib
 from savedmodels import introspect, model_card, reusable
 from savedmodels import signatures as sigs
@@ -91,24 +93,24 @@ def export(
 
     created_base = not os.path.exists(directory)
     os.makedirs(directory, exist_ok=True)
-    partial = tempfile.mkdtemp(prefix=f".{version}.partial-", dir=directory)
+    fileio.remove_stale_partials(directory)  # of exports killed (SIGKILL) before they finished
     try:
-        os.chmod(partial, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the version from other users
-        with ema_lib.swapped_in(averages):
-            signature_specs = _write_savedmodel(facts, kind, top_k, partial)
-        weights = "raw" if averages is None else "ema"
-        card = model_card.build(
-            facts, kind, signature_specs, variant=variant, class_names=class_names, top_k=top_k,
-            weights=weights, source=source,
-        )
-        if averages is not None:
-            optimizer = ema_lib.ema_optimizer(model)
-            card["ema_momentum"] = float(optimizer.ema_momentum)
-            card["ema_steps"] = int(optimizer.iterations.numpy())
-        model_card.write(card, partial)
-        _publish(partial, final, overwrite)
+        with fileio.atomic_directory(final, overwrite=overwrite) as partial:
+            with ema_lib.swapped_in(averages):
+                signature_specs = _write_savedmodel(facts, kind, top_k, partial)
+            weights = "raw" if averages is None else "ema"
+            card = model_card.build(
+                facts, kind, signature_specs, variant=variant, class_names=class_names, top_k=top_k,
+                weights=weights, source=source,
+            )
+            if averages is not None:
+                optimizer = ema_lib.ema_optimizer(model)
+                card["ema_momentum"] = float(optimizer.ema_momentum)
+                card["ema_steps"] = int(optimizer.iterations.numpy())
+            model_card.write(card, partial)
+    except FileExistsError:
+        raise ValueError(f"Version directory {final!r} appeared during the export; not overwriting it") from None
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
         if created_base and os.path.isdir(directory) and not os.listdir(directory):
             os.rmdir(directory)
         raise
@@ -124,12 +126,6 @@ def _write_savedmodel(facts, kind, top_k, path) -> dict:
     serving = sigs.build(facts, top_k=top_k)
     tf.saved_model.save(root, path, signatures=serving)
     return sigs.describe(serving)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _resolve_kind(kind, facts):
@@ -165,22 +161,3 @@ def _resolve_version(directory, version):
             f"Received: version={version!r}"
         )
     return version
-
-
-def _publish(partial, final, overwrite):
-    """Rename the finished export into place; an old version is moved aside, then deleted."""
-    aside = None
-    if os.path.exists(final):
-        if not overwrite:
-            raise ValueError(f"Version directory {final!r} appeared during the export; not overwriting it")
-        aside = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.replaced-", dir=os.path.dirname(final))
-        os.rmdir(aside)
-        os.rename(final, aside)
-    try:
-        os.rename(partial, final)
-    except OSError as error:
-        if aside is not None:
-            os.rename(aside, final)
-        raise ValueError(f"Could not move the export into {final!r}: {error}") from None
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)

@@ -79,7 +79,7 @@ class ReusableModule(tf.train.Checkpoint):
             return tf.cast(outputs, tf.float32)
 
         traced = tf.function(call, autograph=False)
-        spec = tf.TensorSpec((None, height, width, 3), tf.float32, name="images")
+        spec = tf.TensorSpec((None, height, width, facts.channels), tf.float32, name="images")
         for training in (False, True):
             traced.get_concrete_function(spec, training=training)
         self.__call__ = traced

@@ -96,5 +96,5 @@ def run(args) -> int:
         "total_steps": result.total_steps,
         **{f"eval_{k}": round(v, 6) for k, v in result.metrics.items()},
     }
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2, allow_nan=False))  # strict JSON: the trainer refuses non-finite metrics
     return 0

@@ -117,7 +117,9 @@ def inspect_weights(weights: str) -> SourceWeights:
     if not os.path.exists(path):
         raise ValueError(f"Weights file {path!r} does not exist. {accepted}")
     if path.endswith(".keras"):
-        model = keras.saving.load_model(path, compile=False)
+        from nasnet_keras.model_files import load_keras_model
+
+        model = load_keras_model(path, compile=False)
         predictions = _find_layer(model, "predictions")
         classes = predictions.units if predictions is not None else None
         return SourceWeights("keras", path, classes, model.input_shape[-1], model)

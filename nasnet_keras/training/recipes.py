@@ -87,9 +87,9 @@ class Recipe:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{field}` must be a positive integer. Received: {field}={value!r}")
-        if not self.base_learning_rate > 0:
-            raise ValueError(f"`base_learning_rate` must be > 0. Received: {self.base_learning_rate!r}")
-        if not self.aux_loss_weight >= 0:
+        if not (self.base_learning_rate > 0 and math.isfinite(self.base_learning_rate)):
+            raise ValueError(f"`base_learning_rate` must be a finite number > 0. Received: {self.base_learning_rate!r}")
+        if not (self.aux_loss_weight >= 0 and math.isfinite(self.aux_loss_weight)):
             raise ValueError(f"`aux_loss_weight` must be >= 0 (0 removes the head). Received: {self.aux_loss_weight!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"`label_smoothing` must be in [0, 1). Received: {self.label_smoothing!r}")

@@ -33,7 +33,9 @@ import tensorflow as tf
 
 from nasnet_keras import variants
 from nasnet_keras.drop_path import ScheduledDropPathCallback, drop_path_layers
+from nasnet_keras.fileio import atomic_path
 from nasnet_keras.training import ema
+from nasnet_keras.training.divergence import DivergenceGuard, check_finite_metrics
 from nasnet_keras.training.checkpointing import FINAL_MODEL, HISTORY, LOGS, CheckpointCallback, RunDirectory
 from nasnet_keras.training.inputs import DataPlan, evaluation_data, load_splits, plan_data, training_data
 from nasnet_keras.training.models import (
@@ -279,6 +281,7 @@ def train(config: TrainConfig | None = None, **kwargs) -> TrainResult:
     final_step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     metrics = model.evaluate(eval_ds, return_dict=True, verbose=config.verbose)
     metrics = {k: float(v) for k, v in metrics.items()}
+    check_finite_metrics(metrics, run_dir)
     export_model(model, run_dir.file(FINAL_MODEL))
     run_dir.log_event("end", step=final_step, ema=ema.ema_optimizer(model) is not None, **metrics)
     return TrainResult(run_dir.path, start_step, final_step, total_steps, resume, metrics, history, model)
@@ -292,14 +295,13 @@ def export_model(model: keras.Model, path: str) -> keras.Model:
     (one softmax output named "predictions") holding the weights the recipe evaluates.
     """
     inference = keras.Model(model.inputs, model.get_layer("predictions").output, name=model.name)
-    partial = path[: -len(".keras")] + ".partial.keras"
-    inference.save(partial)
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        inference.save(partial)
     return inference
 
 
 def _callbacks(model, run_dir, config, resume, total_steps) -> list[keras.callbacks.Callback]:
-    callbacks: list[keras.callbacks.Callback] = []
+    callbacks: list[keras.callbacks.Callback] = [DivergenceGuard(run_dir)]  # first: before any checkpoint
     if any(layer.max_rate > 0 for layer in drop_path_layers(model)):
         callbacks.append(ScheduledDropPathCallback(total_steps))
     callbacks.append(TrainingStateLogger(run_dir, resume, total_steps))
