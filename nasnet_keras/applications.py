@@ -22,6 +22,7 @@ from nasnet_keras.keras_weights import is_legacy_h5, load_keras_nasnet_weights
 from nasnet_keras.ops import BNConfig
 from nasnet_keras.skeletons import aux_head as build_aux_head
 from nasnet_keras.skeletons import cifar_features, imagenet_features
+from nasnet_keras.size_limits import warn_if_huge
 
 BASE_WEIGHTS_PATH = "https://storage.googleapis.com/tensorflow/keras-applications/nasnet/"
 # (file name in Keras' cache, URL, md5) keyed by (default_size, include_top).
@@ -170,8 +171,9 @@ def NASNet(
         require_flatten=include_top,
         weights=weights,
     )
-    img_input = _image_input(input_shape, input_tensor)
     filters = _filters_per_cell(penultimate_filters, filter_multiplier, genotype)
+    warn_if_huge(genotype, num_blocks, filters, input_shape[0], "imagenet", filter_multiplier)
+    img_input = _image_input(input_shape, input_tensor)
     bn = BNConfig(bn_momentum, bn_epsilon, weight_decay)
     features = imagenet_features(
         img_input, genotype, num_blocks, filters, stem_block_filters, skip_reduction, filter_multiplier, bn,
@@ -325,6 +327,7 @@ def NASNetCIFAR(
         filters = penultimate_filters // per_cell
     elif isinstance(filters, bool) or not isinstance(filters, int) or filters < 2:
         raise ValueError(f"`filters` must be an integer >= 2. Received: filters={filters!r}")
+    warn_if_huge(genotype, num_blocks, filters, (input_shape or (None,))[0], "cifar", filter_multiplier)
     img_input = _image_input(input_shape, input_tensor)
     bn = BNConfig(bn_momentum, bn_epsilon, weight_decay)
     features = cifar_features(img_input, genotype, num_blocks, filters, stem_multiplier, filter_multiplier, bn,

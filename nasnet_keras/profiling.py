@@ -87,6 +87,15 @@ def _cmd_profile(args) -> int:
         result = profile(model)
         print(f"{args.model}: params {result.params:,} ({format_count(result.params)}), "
               f"Mult-Adds {result.mult_adds:,} ({format_count(result.mult_adds)}) at {result.input_shape}")
+    elif args.model.endswith(".json"):
+        from nasnet_keras.genotype import as_genotype
+
+        genotype = as_genotype(args.model)  # a missing or invalid file is an error naming it
+        variant = variants.get(args.variant)
+        result = profile(variant.build(genotype=genotype, aux_head=args.aux))
+        print(f"{args.model} (genotype {genotype.name or ''}[{genotype.id}], B={genotype.num_blocks}) on the "
+              f"{variant.name!r} skeleton ({variant.label}): params {result.params:,} ({format_count(result.params)}), "
+              f"Mult-Adds {result.mult_adds:,} ({format_count(result.mult_adds)}) at {result.input_shape}")
     else:
         variant = variants.get(args.model)
         row = variants.profile_variant(variant, include_aux=args.aux)
@@ -102,8 +111,11 @@ def _cmd_variants(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("profile", help="parameters and Mult-Adds of a named variant or a .keras file")
-    p.add_argument("model", help="a named variant (see `nasnet variants`) or a .keras file")
+    p = subparsers.add_parser("profile", help="parameters and Mult-Adds of a named variant, a .keras file or a "
+                                               "genotype JSON")
+    p.add_argument("model", help="a named variant (see `nasnet variants`), a .keras file or a genotype .json file")
+    p.add_argument("--variant", default="mobile",
+                   help="skeleton (N @ F, input size) to build a genotype .json in (default: mobile)")
     p.add_argument("--aux", action="store_true", help="include the auxiliary head in the count")
     p.set_defaults(func=_cmd_profile)
     v = subparsers.add_parser("variants", help="the named variants with params and Mult-Adds beside the paper's")

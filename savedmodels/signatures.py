@@ -70,8 +70,12 @@ def build(facts: ModelFacts, top_k: int = 5) -> dict:
 
     @tf.function(input_signature=[image_spec], autograph=False)
     def forward(images):
-        outputs = {key: tf.cast(value, tf.float32)
-                   for key, value in network(scale_pixels(images), training=False).items()}
+        # An empty batch is answered with empty outputs; the network itself cannot run on
+        # zero images (its reductions fail on the empty shape), so it sees one blank image.
+        batch = tf.shape(images)[0]
+        nonempty = tf.cond(batch > 0, lambda: images, lambda: tf.zeros((1, height, width, channels), images.dtype))
+        outputs = {key: tf.cast(value, tf.float32)[:batch]
+                   for key, value in network(scale_pixels(nonempty), training=False).items()}
         if k is None:
             return outputs
         probabilities = outputs.pop("head")
