@@ -46,6 +46,7 @@ def export(
     ema="auto",
     variant: str | None = None,
     source: str | None = None,
+    preprocessing: str = "scale",
 ) -> ExportResult:
     """Export a NASNet Keras model to `directory/<version>/` (TF Serving layout).
 
@@ -61,11 +62,17 @@ def export(
         ema: export the optimizer's moving averages: "auto" (if the model's optimizer has
             them), True (required) or False (raw weights).
         variant, source: what the model is and where it came from, for the model card.
+        preprocessing: what the network was trained on, applied in the serving signatures:
+            "scale" (x / 127.5 - 1: keras.applications, the ImageNet recipe) or "standardize"
+            (per-image whitening: the CIFAR recipe, search children, the demo's model).
 
     Returns:
         ExportResult with the version directory, the version and the model card.
     """
     facts = introspect.describe(model)
+    if preprocessing not in sigs.PREPROCESSING:
+        raise ValueError(f"`preprocessing` must be one of {sigs.PREPROCESSING}. Received: preprocessing={preprocessing!r}")
+    facts = dataclasses.replace(facts, preprocessing=preprocessing)
     kind = _resolve_kind(kind, facts)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")

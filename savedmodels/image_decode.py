@@ -12,9 +12,10 @@ A served model sees whatever a client sends. Every input is checked before it is
   100,000 x 100,000 pixels cannot make the server allocate 30 GB. Images decode to the
   model's channels (grayscale models: 1; RGB: 3; alpha dropped, first GIF frame) and are
   resized (bilinear) to the model's size.
-* float `images` (`serving_default`, `features`): shape and dtype are fixed by the
-  signature (TF Serving refuses others itself); values must be finite and within
-  0..255 (the documented pixel range), else INVALID_ARGUMENT.
+* float `images` (`serving_default`, `features`): the dtype is fixed by the signature;
+  the shape [batch, H, W, C] is checked in the graph (a served function does not enforce
+  its declared shape); values must be finite and within 0..255 (the documented pixel
+  range), else INVALID_ARGUMENT.
 
 An empty batch gives empty outputs. Decoding runs at most `PARALLEL_DECODES` images at a
 time, which bounds the memory of one request at about
@@ -119,10 +120,23 @@ def decode_images(image_bytes, size: tuple[int, int], channels: int = 3, signatu
                      fn_output_signature=tf.TensorSpec((height, width, channels), tf.float32))
 
 
-def check_pixels(images, signature: str, input_name: str = "images"):
-    """`images` unchanged, after checking that every value is finite and within 0..255."""
-    finite = tf.reduce_all(tf.math.is_finite(images))
-    in_range = tf.logical_and(tf.reduce_all(images >= 0.0), tf.reduce_all(images <= 255.0))
+def check_pixels(images, signature: str, input_name: str = "images", shape: tuple | None = None):
+    """`images` unchanged, after checking its [batch, H, W, C] shape and that every value is finite in 0..255.
+
+    The signature declares the shape, but a served function does not enforce it (a
+    65 x 64 image would run through the convolutions and give an answer for a
+    different input size), so it is checked here.
+    """
+    checks = []
+    if shape is not None:
+        checks.append(tf.debugging.Assert(
+            tf.reduce_all(tf.equal(tf.shape(images)[1:], tf.constant(shape, tf.int32))),
+            [f"{signature}: {input_name} must have shape [batch, {', '.join(map(str, shape))}]; received shape",
+             tf.shape(images)],
+        ))
+    with tf.control_dependencies(checks):
+        finite = tf.reduce_all(tf.math.is_finite(images))
+        in_range = tf.logical_and(tf.reduce_all(images >= 0.0), tf.reduce_all(images <= 255.0))
     check = tf.debugging.Assert(
         tf.logical_and(finite, in_range),
         [f"{signature}: {input_name} must hold finite pixel values within 0..255 (raw RGB/grayscale); "

@@ -31,6 +31,9 @@ class ModelFacts:
     level_keys: list[str]  # the levels' keys, ascending stride
     genotype: Genotype | None
     channels: int = 3  # 3 (RGB) or 1 (grayscale, e.g. a Fashion-MNIST model)
+    # What the network was trained on: "scale" (x / 127.5 - 1, keras.applications and the
+    # ImageNet recipe) or "standardize" (per-image whitening: the CIFAR recipe, the search, the demo).
+    preprocessing: str = "scale"
 
 
 def describe(model: keras.Model) -> ModelFacts:

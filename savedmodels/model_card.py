@@ -49,12 +49,17 @@ def build(
         "genotype": None if genotype is None else {**genotype.to_dict(), "id": genotype.id},
         "input_size": [height, width, facts.channels],
         "preprocessing": {
-            sigs.DEFAULT: f"float32 {color} pixels 0..255; scaled in the graph to x / 127.5 - 1",
+            sigs.DEFAULT: f"float32 {color} pixels 0..255; " + (
+                "standardized per image in the graph ((x - mean) / std)" if facts.preprocessing == "standardize"
+                else "scaled in the graph to x / 127.5 - 1"),
             sigs.BYTES: f"encoded JPEG/PNG/GIF/BMP/WebP strings; decoded to {color} and resized to "
             f"{height}x{width} (bilinear, aspect ratio not kept) in the graph, then as {sigs.DEFAULT}",
             sigs.FEATURES: f"as {sigs.DEFAULT}",
-            "__call__": f"float32 {color} in [0, 1] (TF Hub image convention); scaled in the graph to 2x - 1",
+            "__call__": f"float32 {color} in [0, 1] (TF Hub image convention); " + (
+                "standardized per image in the graph" if facts.preprocessing == "standardize"
+                else "scaled in the graph to 2x - 1"),
         },
+        "input_preprocessing": facts.preprocessing,
         "params": params,
         "mult_adds": mult_adds,
         "classes": facts.num_classes,

@@ -37,9 +37,20 @@ BYTES_INPUT = "image_bytes"
 PIXEL_SCALE = 127.5
 
 
+PREPROCESSING = ("scale", "standardize")
+
+
 def scale_pixels(images):
     """RGB 0..255 -> [-1, 1], as `nasnet_keras.preprocess_input`."""
     return images / PIXEL_SCALE - 1.0
+
+
+def preprocess(images, preprocessing: str = "scale"):
+    """Pixels 0..255 -> the network's input: "scale" ([-1, 1]) or "standardize" (per-image whitening,
+    `nasnet_keras.data.standardize`, what the CIFAR recipe and the search train on)."""
+    if preprocessing == "standardize":
+        return tf.image.per_image_standardization(images)
+    return scale_pixels(images)
 
 
 def decode_images(image_bytes, size: tuple[int, int], channels: int = 3):
@@ -75,7 +86,7 @@ def build(facts: ModelFacts, top_k: int = 5) -> dict:
         batch = tf.shape(images)[0]
         nonempty = tf.cond(batch > 0, lambda: images, lambda: tf.zeros((1, height, width, channels), images.dtype))
         outputs = {key: tf.cast(value, tf.float32)[:batch]
-                   for key, value in network(scale_pixels(nonempty), training=False).items()}
+                   for key, value in network(preprocess(nonempty, facts.preprocessing), training=False).items()}
         if k is None:
             return outputs
         probabilities = outputs.pop("head")
@@ -93,7 +104,7 @@ def build(facts: ModelFacts, top_k: int = 5) -> dict:
 
     @tf.function(input_signature=[image_spec], autograph=False)
     def serving_default(images):
-        return predict(image_decode.check_pixels(images, DEFAULT, IMAGES_INPUT))
+        return predict(image_decode.check_pixels(images, DEFAULT, IMAGES_INPUT, (height, width, channels)))
 
     @tf.function(input_signature=[bytes_spec], autograph=False)
     def serving_bytes(image_bytes):
@@ -101,7 +112,7 @@ def build(facts: ModelFacts, top_k: int = 5) -> dict:
 
     @tf.function(input_signature=[image_spec], autograph=False)
     def features(images):
-        return {"features": forward(image_decode.check_pixels(images, FEATURES, IMAGES_INPUT))["features"]}
+        return {"features": forward(image_decode.check_pixels(images, FEATURES, IMAGES_INPUT, (height, width, channels)))["features"]}
 
     return {
         DEFAULT: serving_default.get_concrete_function(),
