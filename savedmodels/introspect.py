@@ -48,7 +48,7 @@ def describe(model: keras.Model) -> ModelFacts:
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or shape[-1] not in (1, 3) or shape[1] is None or shape[2] is None:
         raise ValueError(
-            "Export needs a static (H, W, 3) or (H, W, 1) image input, because NASNet cells fix their "
+            "Export needs a static (H, W, 3) image input (or (H, W, 1) for grayscale), because NASNet cells fix their "
             f"padding and reductions at build time. Received input shape {shape[1:]}; rebuild the "
             "model with input_shape=(H, W, 3) (RGB) or (H, W, 1) (grayscale)"
         )

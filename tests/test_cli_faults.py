@@ -36,9 +36,13 @@ def one_line(capsys, argv, *expected):
 def test_files_that_are_damaged_misplaced_or_of_the_wrong_kind(tmp_path, capsys):
     truncated = tmp_path / "truncated.weights.h5"
     truncated.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)  # an HDF5 signature, then nothing
-    line = one_line(capsys, ["train", "--model", "cifar_6@768", "--dataset", "fashion_mnist", "--directory",
-                             str(tmp_path / "run"), "--weights", str(truncated)], str(truncated), "not a readable HDF5")
-    assert "truncated" in line
+    line = one_line(capsys, ["export", *TINY_VARIANT, "--weights", str(truncated), "--out", str(tmp_path / "o")],
+                    str(truncated), "not a readable HDF5")
+    assert "truncated" in line and not (tmp_path / "o").exists()
+    legacy = tmp_path / "legacy.h5"
+    legacy.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 40)
+    one_line(capsys, ["train", "--model", "cifar_6@768", "--dataset", "fashion_mnist", "--directory",
+                      str(tmp_path / "run"), "--weights", str(legacy)], str(legacy), "not a readable HDF5")
     assert not (tmp_path / "run").exists()
 
     corrupt = tmp_path / "model.keras"
@@ -112,3 +116,14 @@ def test_debug_shows_the_traceback_and_bugs_keep_theirs(tmp_path, capsys, monkey
     monkeypatch.setattr(profiling, "_cmd_variants", bug)
     with pytest.raises(KeyError):
         cli.main(["variants"])  # not a user fault: the traceback is the useful report
+
+
+def test_profile_accepts_a_genotype_json(tmp_path, capsys):
+    from nasnet_keras import Genotype
+
+    cell = Genotype.from_blocks(normal=[(0, 1, "sep_conv_3x3", "identity")],
+                                reduction=[(0, 1, "sep_conv_3x3", "max_pool_3x3")], name="found")
+    cell.save(str(tmp_path / "found.json"))
+    assert cli.main(["profile", str(tmp_path / "found.json"), "--variant", "cifar_6@768"]) == 0
+    out = capsys.readouterr().out
+    assert f"genotype found[{cell.id}], B=1" in out and "'cifar_6@768' skeleton" in out and "Mult-Adds" in out

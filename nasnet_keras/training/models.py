@@ -123,7 +123,7 @@ def inspect_weights(weights: str) -> SourceWeights:
         predictions = _find_layer(model, "predictions")
         classes = predictions.units if predictions is not None else None
         return SourceWeights("keras", path, classes, model.input_shape[-1], model)
-    if path.endswith(".h5"):
+    if path.endswith(".h5") and not path.endswith(".weights.h5"):
         from nasnet_keras.model_files import weights_genotype_id
 
         weights_genotype_id(path)  # a truncated or foreign file is refused here, by name

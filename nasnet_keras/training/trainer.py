@@ -301,11 +301,12 @@ def export_model(model: keras.Model, path: str) -> keras.Model:
 
 
 def _callbacks(model, run_dir, config, resume, total_steps) -> list[keras.callbacks.Callback]:
-    callbacks: list[keras.callbacks.Callback] = [DivergenceGuard(run_dir)]  # first: before any checkpoint
+    callbacks: list[keras.callbacks.Callback] = []
     if any(layer.max_rate > 0 for layer in drop_path_layers(model)):
         callbacks.append(ScheduledDropPathCallback(total_steps))
     callbacks.append(TrainingStateLogger(run_dir, resume, total_steps))
     callbacks += ema.evaluation_callbacks(model)
+    callbacks.append(DivergenceGuard(run_dir))  # before the checkpoint: a NaN step is never saved
     callbacks.append(CheckpointCallback(run_dir, config.save_every_steps, config.keep_checkpoints))
     callbacks.append(keras.callbacks.CSVLogger(run_dir.file(HISTORY), append=True))
     if config.tensorboard:
