@@ -19,6 +19,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import warnings
 
 from nasnet_keras import fileio
@@ -51,16 +52,47 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"[:300]
 
 
+def bytes_needed(model, previous: str | None) -> int:
+    """A safe size for the next checkpoint: the previous one's, or the variables' bytes, plus HDF5's overhead."""
+    import numpy as np
+
+    variables = list(model.weights) + list(getattr(model.optimizer, "variables", []) or [])
+    raw = sum(int(np.prod(v.shape)) * np.dtype(getattr(v, "dtype", "float32")).itemsize for v in variables)
+    size = max(raw, os.path.getsize(previous) if previous and os.path.exists(previous) else 0)
+    return int(size * 1.1) + 64 * 1024
+
+
+def _free_bytes(folder: str) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
-def writing(run_dir, path: str, step: int):
-    """Yield the partial path to write checkpoint `path` into; a failure raises CheckpointWriteFailed."""
+def writing(run_dir, path: str, step: int, model=None):
+    """Yield the partial path to write checkpoint `path` into; a failure raises CheckpointWriteFailed.
+
+    When `model` is given, the free space is checked first: HDF5 that hits a full disk
+    in the middle of a file leaves its library in a state that crashes the interpreter at
+    exit (SIGSEGV, reproduced with a plain Keras model and h5py 3.x), so a write that
+    cannot fit is refused before it starts.
+    """
     before = run_dir.latest_checkpoint()
+    kept = (f"the last good checkpoint, {os.path.basename(before[1])} (step {before[0]}), is kept"
+            if before else "no earlier checkpoint exists")
+    if model is not None:
+        needed, free = bytes_needed(model, before[1] if before else None), _free_bytes(os.path.dirname(path))
+        if free is not None and free < needed:
+            raise CheckpointWriteFailed(
+                f"Could not write checkpoint {path!r} (step {step}): {os.strerror(errno.ENOSPC)} ({free:,} bytes free, "
+                f"about {needed:,} needed); nothing was written and {kept}; free space and run the same command "
+                "again to resume"
+            )
     try:
         with fileio.atomic_path(path) as temporary:
             yield temporary
     except (OSError, RuntimeError) as error:  # h5py reports some write failures as RuntimeError
-        kept = (f"the last good checkpoint, {os.path.basename(before[1])} (step {before[0]}), is kept"
-                if before else "no earlier checkpoint exists")
         raise CheckpointWriteFailed(
             f"Could not write checkpoint {path!r} (step {step}): {_reason(error)}. The partial file was removed and "
             f"{kept}; free space (or fix the directory) and run the same command again to resume"

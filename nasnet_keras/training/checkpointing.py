@@ -182,7 +182,7 @@ class RunDirectory:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"ckpt-{step:09d}.weights.h5")
         checkpoint_faults.remove_partials(folder)  # of runs killed while writing
-        with checkpoint_faults.writing(self, path, step) as temporary:
+        with checkpoint_faults.writing(self, path, step, model) as temporary:
             model.save_weights(temporary, overwrite=True)
             stamp_weights(temporary, model)
         if keep > 0:

@@ -157,6 +157,25 @@ def test_a_failed_checkpoint_write_stops_cleanly_and_keeps_the_last_good_one(tmp
     assert sorted(os.listdir(run.file("checkpoints"))) == [os.path.basename(good)]
 
 
+def test_a_checkpoint_that_cannot_fit_is_refused_before_it_is_written(tmp_path, monkeypatch):
+    import shutil
+
+    from nasnet_keras.training import checkpoint_faults
+
+    model = model_at(2)
+    run = RunDirectory(tmp_path / "run")
+    good = run.save(model, 2)
+    before = snapshot(run.path)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(checkpoint_faults.shutil, "disk_usage", lambda path: usage._replace(free=4096))
+    model.optimizer.iterations.assign(4)
+    with pytest.raises(CheckpointWriteFailed, match=r"No space left on device \(4,096 bytes free, about .* needed\); "
+                                                    rf"nothing was written and the last good checkpoint, "
+                                                    rf"{os.path.basename(good)} \(step 2\), is kept"):
+        run.save(model, 4)
+    assert snapshot(run.path) == before
+
+
 @pytest.mark.parametrize("damage", ["truncate", "empty", "garbage"])
 def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, damage):
     run = RunDirectory(tmp_path / "run")
