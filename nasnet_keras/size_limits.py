@@ -79,6 +79,15 @@ def estimate(genotype, num_blocks: int, filters: int, image_size: int, skeleton:
     return SizeEstimate(int(params), int(mult_adds), int(ops), len(plan))
 
 
+def format_count(value: float) -> str:
+    """1234567 -> '1.23M' (the style of `nasnet_keras.profiling.format_count`, without importing it:
+    profiling -> variants -> applications -> this module would be a cycle)."""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return str(int(value))
+
+
 def warn_if_huge(genotype, num_blocks: int, filters: int, image_size: int | None, skeleton: str,
                  filter_multiplier: int = 2) -> SizeEstimate:
     """Warn (`ModelSizeWarning`) with the estimated cost when the model exceeds the documented ceiling."""
@@ -88,8 +97,6 @@ def warn_if_huge(genotype, num_blocks: int, filters: int, image_size: int | None
                                             ("Mult-Adds", cost.mult_adds, MAX_MULT_ADDS),
                                             ("cell operations", cost.ops, MAX_OPS)) if value > limit]
     if over:
-        from nasnet_keras.profiling import format_count
-
         warnings.warn(
             f"Building a very large NASNet ({', '.join(over)} beyond this package's ceiling): about "
             f"{format_count(cost.params)} parameters, {format_count(cost.mult_adds)} Mult-Adds per {size}x{size} "
