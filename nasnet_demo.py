@@ -116,6 +116,11 @@ def _without_native_log_noise():
 
 def run_demo(args) -> int:
     """The `demo` sub-command; returns the exit code."""
+    from nasnet_keras.checks import check_int
+
+    for flag in ("trials", "num_blocks", "subset", "validation_size", "child_epochs", "final_subset", "final_epochs",
+                 "test_size", "controller_batch"):  # before anything runs or is written
+        check_int(f"--{flag.replace('_', '-')}", getattr(args, flag), minimum=1)
     with _without_native_log_noise():
         return _run(args)
 

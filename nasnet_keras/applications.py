@@ -24,6 +24,7 @@ from nasnet_keras.keras_weights import is_legacy_h5, load_keras_nasnet_weights
 from nasnet_keras.ops import ConvBNFactory
 from nasnet_keras.skeletons import aux_head as build_aux_head
 from nasnet_keras.skeletons import cifar_features, imagenet_features
+from nasnet_keras.size_limits import warn_if_huge
 
 BASE_WEIGHTS_PATH = "https://storage.googleapis.com/tensorflow/keras-applications/nasnet/"
 # (file name in Keras' cache, URL, md5) keyed by (default_size, include_top).
@@ -252,6 +253,8 @@ def NASNet(
         require_flatten=include_top,
         weights=weights,
     )
+    filters = _filters_per_cell(penultimate_filters, filter_multiplier, genotype)
+    warn_if_huge(genotype, num_blocks, filters, input_shape[0], "imagenet", filter_multiplier)
     if include_top:
         _keras_imagenet_utils.validate_activation(classifier_activation, weights)
     arguments = dict(
@@ -279,7 +282,11 @@ def _load_weights(model, weights, default_size, include_top):
 
 def load_weights(model, path):
     """Load keras.applications' legacy h5 files by name; anything else through Keras."""
+    from nasnet_keras import model_files
+
     path = os.fspath(path)
+    if path.endswith(".h5"):
+        model_files.check_weights(model, path)  # unreadable, or another genotype's: refused by name
     if path.endswith(".h5") and not path.endswith(".weights.h5") and is_legacy_h5(path):
         load_keras_nasnet_weights(model, path)
     else:
@@ -346,6 +353,7 @@ def NASNetCIFAR(
         filters = penultimate_filters // per_cell
     else:
         check_int("filters", filters, minimum=2)
+    warn_if_huge(genotype, num_blocks, filters, (input_shape or (None,))[0], "cifar", filter_multiplier)
     arguments = dict(
         input_shape=input_shape, num_blocks=num_blocks, filters=filters, stem_multiplier=stem_multiplier,
         filter_multiplier=filter_multiplier, include_top=include_top, pooling=pooling, classes=classes,

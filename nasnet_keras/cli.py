@@ -30,6 +30,8 @@ def command_entry_points() -> list[metadata.EntryPoint]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nasnet", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also: environment variable NASNET_DEBUG=1)")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for entry_point in command_entry_points():
         entry_point.load()(subparsers)
@@ -37,12 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one sub-command; a user fault prints one line and returns 2 (see `nasnet_keras.errors`)."""
+    from nasnet_keras import errors
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ValueError as error:
-        print(f"nasnet {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"nasnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if not errors.is_user_fault(error) or errors.debug_requested(args.debug):
+            raise
+        print(f"nasnet {args.command}: error: {errors.one_line(error)}", file=sys.stderr)
+        return errors.exit_code(error)
 
 
 if __name__ == "__main__":

@@ -305,8 +305,11 @@ class Genotype:
 
     @classmethod
     def load(cls, path: str) -> "Genotype":
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a genotype JSON file (not UTF-8 text)") from None
         try:
             return cls.from_json(text)
         except ValueError as error:

@@ -52,6 +52,7 @@ class Variant:
             "variant": self.name,
             "input_shape": (self.image_size, self.image_size, 3),
         }
+        _check_overrides(self, NASNet if self.skeleton == "imagenet" else NASNetCIFAR, overrides)
         if self.skeleton == "imagenet":
             kwargs.update(stem_block_filters=self.stem_filters, skip_reduction=self.skip_reduction,
                           default_size=self.image_size)
@@ -78,6 +79,19 @@ def _keras_applications(config: dict) -> dict[str, Any]:
     return {"num_blocks": config["num_blocks"], "penultimate_filters": config["penultimate_filters"],
             "image_size": config["default_size"], "stem_filters": config["stem_block_filters"],
             "skip_reduction": config["skip_reduction"]}
+
+
+def _check_overrides(variant: "Variant", constructor, overrides: dict) -> None:
+    """An unknown override is a ValueError naming it and the accepted ones (not a TypeError)."""
+    import inspect
+
+    accepted = [name for name in inspect.signature(constructor).parameters if name != "kwargs"]
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"Unknown override(s) {', '.join(map(repr, unknown))} for variant {variant.name!r} "
+            f"({constructor.__name__}). Accepted: {', '.join(accepted)}"
+        )
 
 
 _IMAGENET_MOBILE = dict(drop_path_keep_prob=1.0, dropout=0.5, weight_decay=4e-5)

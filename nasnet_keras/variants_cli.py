@@ -54,11 +54,20 @@ def print_table(names=None) -> list[dict[str, Any]]:
 
 def _cmd_profile(args) -> int:
     if args.model.endswith(".keras"):
-        import keras
+        from nasnet_keras.model_files import load_keras_model
 
-        model = keras.models.load_model(args.model)
+        model = load_keras_model(args.model)  # a corrupt or missing file is an error naming it
         result = profile(model)
         print(f"{args.model}: params {result.params:,} ({format_count(result.params)}), "
+              f"Mult-Adds {result.mult_adds:,} ({format_count(result.mult_adds)}) at {result.input_shape}")
+    elif args.model.endswith(".json"):
+        from nasnet_keras.genotype import as_genotype
+
+        genotype = as_genotype(args.model)  # a missing or invalid file is an error naming it
+        variant = variants.get(args.variant)
+        result = profile(variant.build(genotype=genotype, aux_head=args.aux))
+        print(f"{args.model} (genotype {genotype.name or ''}[{genotype.id}], B={genotype.num_blocks}) on the "
+              f"{variant.name!r} skeleton ({variant.label}): params {result.params:,} ({format_count(result.params)}), "
               f"Mult-Adds {result.mult_adds:,} ({format_count(result.mult_adds)}) at {result.input_shape}")
     else:
         print_rows([profile_variant(variants.get(args.model), include_aux=args.aux)])
@@ -71,8 +80,11 @@ def _cmd_variants(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("profile", help="parameters and Mult-Adds of a named variant or a .keras file")
-    p.add_argument("model", help="a named variant (see `nasnet variants`) or a .keras file")
+    p = subparsers.add_parser("profile", help="parameters and Mult-Adds of a named variant, a .keras file or a "
+                                               "genotype JSON")
+    p.add_argument("model", help="a named variant (see `nasnet variants`), a .keras file or a genotype .json file")
+    p.add_argument("--variant", default="mobile",
+                   help="skeleton (N @ F, input size) to build a genotype .json in (default: mobile)")
     p.add_argument("--aux", action="store_true", help="include the auxiliary head in the count")
     p.set_defaults(func=_cmd_profile)
     v = subparsers.add_parser("variants", help="the named variants with params and Mult-Adds beside the paper's")

@@ -32,6 +32,10 @@ def register(subparsers) -> None:
     parser.add_argument("--top-k", type=int, default=5, help="classes returned by the serving signatures (default: 5)")
     parser.add_argument("--ema", choices=sorted(EMA_CHOICES), default="auto",
                         help="export the optimizer's moving averages (default auto: when the model has them)")
+    parser.add_argument("--preprocessing", choices=("scale", "standardize"), default="scale",
+                        help="what the network was trained on: scale (x / 127.5 - 1; keras.applications, the "
+                             "ImageNet recipe; default) or standardize (per-image whitening; the CIFAR recipe, "
+                             "search children, the demo)")
     parser.set_defaults(func=run)
 
 
@@ -56,6 +60,7 @@ def run(args) -> int:
         ema=EMA_CHOICES[args.ema],
         variant=variant,
         source=args.model,
+        preprocessing=args.preprocessing,
     )
     card = result.card
     print(f"exported {card['kind']} {card['name']!r} ({card['weights']} weights, {card['params']:,} params) "

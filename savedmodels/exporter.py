@@ -5,9 +5,11 @@ TF Serving watches DIRECTORY and loads any integer-named directory that appears,
 version must appear complete or not at all: the SavedModel is written into a hidden
 temporary directory beside it (same file system, a name TF Serving ignores) and renamed
 into place only when everything, card included, is written. A failed or interrupted
-export removes its temporary directory (`nasnet_keras.fileio.atomic_directory`; one left by
-a killed export is removed by the next); an existing version is replaced only with
-`overwrite=True`, and even then the old one is moved aside until the new one is in place.
+export removes its temporary directory; an existing version is replaced only with
+`overwrite=True`, and even then the old one is moved aside until the new one is in place
+(`nasnet_keras.fileio.atomic_directory`). An export killed with SIGKILL leaves its hidden
+partial behind; the next export into the same directory deletes the partials of dead
+writers (never a live writer's: `fileio.remove_stale_partials`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def export(
     ema="auto",
     variant: str | None = None,
     source: str | None = None,
+    preprocessing: str = "scale",
 ) -> ExportResult:
     """Export a NASNet Keras model to `directory/<version>/` (TF Serving layout).
 
@@ -60,12 +63,18 @@ def export(
         ema: export the optimizer's moving averages: "auto" (if the model's optimizer has
             them), True (required) or False (raw weights).
         variant, source: what the model is and where it came from, for the model card.
+        preprocessing: what the network was trained on, applied in the serving signatures:
+            "scale" (x / 127.5 - 1: keras.applications, the ImageNet recipe) or "standardize"
+            (per-image whitening: the CIFAR recipe, search children, the demo's model).
 
     Returns:
         ExportResult with the version directory, the version and the model card.
     """
     facts = introspect.describe(model)
     variant = variant if variant is not None else getattr(model, "variant", None)
+    if preprocessing not in sigs.PREPROCESSING:
+        raise ValueError(f"`preprocessing` must be one of {sigs.PREPROCESSING}. Received: preprocessing={preprocessing!r}")
+    facts = dataclasses.replace(facts, preprocessing=preprocessing)
     kind = _resolve_kind(kind, facts)
     check_int("top_k", top_k, minimum=1)
     if class_names is not None:
@@ -91,7 +100,8 @@ def export(
         )
 
     created_base = not os.path.exists(directory)
-    remove_stale_partials(directory)
+    os.makedirs(directory, exist_ok=True)
+    remove_stale_partials(directory)  # of exports killed (SIGKILL) before they finished
     try:
         with atomic_directory(final, overwrite=overwrite) as partial:
             with ema_lib.swapped_in(averages):

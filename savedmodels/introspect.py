@@ -31,6 +31,10 @@ class ModelFacts:
     levels: keras.Model  # images -> {str(log2(stride)): feature map}
     level_keys: list[str]  # the levels' keys, ascending stride
     genotype: Genotype | None
+    channels: int = 3  # 3 (RGB) or 1 (grayscale, e.g. a Fashion-MNIST model)
+    # What the network was trained on: "scale" (x / 127.5 - 1, keras.applications and the
+    # ImageNet recipe) or "standardize" (per-image whitening: the CIFAR recipe, the search, the demo).
+    preprocessing: str = "scale"
 
 
 def describe(model: keras.Model) -> ModelFacts:
@@ -43,11 +47,11 @@ def describe(model: keras.Model) -> ModelFacts:
     if len(model.inputs) != 1:
         raise ValueError(f"Export needs a model with one image input. Received {len(model.inputs)} inputs")
     shape = tuple(model.inputs[0].shape)
-    if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[2] is None:
+    if len(shape) != 4 or shape[-1] not in (1, 3) or shape[1] is None or shape[2] is None:
         raise ValueError(
-            "Export needs a static (H, W, 3) image input, because NASNet cells fix their "
+            "Export needs a static (H, W, 3) image input (or (H, W, 1) for grayscale), because NASNet cells fix their "
             f"padding and reductions at build time. Received input shape {shape[1:]}; rebuild the "
-            "model with input_shape=(H, W, 3)"
+            "model with input_shape=(H, W, 3) (RGB) or (H, W, 1) (grayscale)"
         )
     height, width = int(shape[1]), int(shape[2])
     cells = [layer for layer in model.layers if isinstance(layer, NASNetCell)]
@@ -84,6 +88,7 @@ def describe(model: keras.Model) -> ModelFacts:
         levels=keras.Model(model.inputs[0], levels, name=f"{model.name}_levels"),
         level_keys=sorted(levels, key=int),
         genotype=getattr(model, "genotype", None) or _genotype(cells),
+        channels=int(shape[-1]),
     )
 
 

@@ -41,6 +41,7 @@ def build(
     height, width = facts.input_size
     params, mult_adds = _cost(facts.model)
     genotype = facts.genotype
+    color = "RGB" if facts.channels == 3 else "grayscale"
     card = {
         "format_version": FORMAT_VERSION,
         "name": facts.model.name,
@@ -48,14 +49,19 @@ def build(
         "variant": variant,
         "source": source,
         "genotype": None if genotype is None else genotype.to_dict(),
-        "input_size": [height, width, 3],
+        "input_size": [height, width, facts.channels],
         "preprocessing": {
-            sigs.DEFAULT: "float32 RGB pixels 0..255; scaled in the graph to x / 127.5 - 1",
-            sigs.BYTES: "encoded JPEG/PNG/GIF/BMP/WebP strings; decoded to RGB and resized to "
+            sigs.DEFAULT: f"float32 {color} pixels 0..255; " + (
+                "standardized per image in the graph ((x - mean) / std)" if facts.preprocessing == "standardize"
+                else "scaled in the graph to x / 127.5 - 1"),
+            sigs.BYTES: f"encoded JPEG/PNG/GIF/BMP/WebP strings; decoded to {color} and resized to "
             f"{height}x{width} (bilinear, aspect ratio not kept) in the graph, then as {sigs.DEFAULT}",
             sigs.FEATURES: f"as {sigs.DEFAULT}",
-            "__call__": "float32 RGB in [0, 1] (TF Hub image convention); scaled in the graph to 2x - 1",
+            "__call__": f"float32 {color} in [0, 1] (TF Hub image convention); " + (
+                "standardized per image in the graph" if facts.preprocessing == "standardize"
+                else "scaled in the graph to 2x - 1"),
         },
+        "input_preprocessing": facts.preprocessing,
         "params": params,
         "mult_adds": mult_adds,
         "classes": facts.num_classes,

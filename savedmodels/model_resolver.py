@@ -27,9 +27,9 @@ def load(model: str, *, weights: str | None = None, variant: str | None = None, 
             raise ValueError(f"Model file not found: {path!r}")
         if overrides:
             raise ValueError(f"Overrides {sorted(overrides)} apply to variants and genotypes, not to a .keras file")
-        import keras
+        from nasnet_keras.model_files import load_keras_model
 
-        loaded = keras.saving.load_model(path)
+        loaded = load_keras_model(path)
         if weights is not None:
             _load_weights(loaded, weights)
         return loaded, variant

@@ -73,13 +73,16 @@ class ReusableModule(tf.train.Checkpoint):
         def call(images, training=False):
             if not isinstance(training, bool):
                 raise ValueError(f"`training` must be a Python bool. Received: {training!r}")
-            outputs = network(images * 2.0 - 1.0, training=training)
+            # [0, 1] -> the network's input; per-image whitening does not depend on the pixel scale.
+            inputs = (tf.image.per_image_standardization(images) if facts.preprocessing == "standardize"
+                      else images * 2.0 - 1.0)
+            outputs = network(inputs, training=training)
             if isinstance(outputs, dict):
                 return {key: tf.cast(value, tf.float32) for key, value in outputs.items()}
             return tf.cast(outputs, tf.float32)
 
         traced = tf.function(call, autograph=False)
-        spec = tf.TensorSpec((None, height, width, 3), tf.float32, name="images")
+        spec = tf.TensorSpec((None, height, width, facts.channels), tf.float32, name="images")
         for training in (False, True):
             traced.get_concrete_function(spec, training=training)
         self.__call__ = traced

@@ -4,12 +4,13 @@ Clients of a served model see only the signatures, so everything a client would
 otherwise have to reproduce exactly (scaling to [-1, 1], decoding, resizing, top-k)
 happens inside the graph:
 
-* `serving_default`: `images` float32 [batch, H, W, 3], raw RGB 0..255 ->
+* `serving_default`: `images` float32 [batch, H, W, C], raw RGB (C = 3) or grayscale
+  (C = 1, the model's channels) 0..255 ->
   `probabilities` [batch, classes], `classes` int32 [batch, k] (top-k indices, best
   first) and `scores` float32 [batch, k] (their probabilities);
 * `serving_bytes`: `image_bytes` string [batch] of encoded JPEG/PNG/GIF/BMP/WebP
-  (TF Serving's REST `{"b64": ...}`), decoded to RGB and resized to H x W (bilinear,
-  aspect ratio not kept) in the graph -> the same outputs as `serving_default`;
+  (TF Serving's REST `{"b64": ...}`), decoded to the model's channels and resized to H x W
+  (bilinear, aspect ratio not kept) in the graph -> the same outputs as `serving_default`;
 * `features`: `images` as in `serving_default` -> `features` float32 [batch, channels],
   the globally average-pooled last feature map (the classifier's input).
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from savedmodels import image_decode
 from savedmodels.introspect import ModelFacts
 
 DEFAULT = "serving_default"
@@ -35,55 +37,29 @@ BYTES_INPUT = "image_bytes"
 PIXEL_SCALE = 127.5
 
 
+PREPROCESSING = ("scale", "standardize")
+
+
 def scale_pixels(images):
     """RGB 0..255 -> [-1, 1], as `nasnet_keras.preprocess_input`."""
     return images / PIXEL_SCALE - 1.0
 
 
-# First bytes of the formats `tf.io.decode_image` reads; checked before decoding so that a
-# bad element is reported with its index instead of a bare decoder error.
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+def preprocess(images, preprocessing: str = "scale"):
+    """Pixels 0..255 -> the network's input: "scale" ([-1, 1]) or "standardize" (per-image whitening,
+    `nasnet_keras.data.standardize`, what the CIFAR recipe and the search train on)."""
+    if preprocessing == "standardize":
+        return tf.image.per_image_standardization(images)
+    return scale_pixels(images)
 
 
-def _looks_like_image(data):
-    head = tf.strings.substr(data + b"\0" * 12, 0, 12)  # padded: substr fails past the end
-    known = tf.reduce_any(tf.stack([tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC]))
-    webp = tf.logical_and(tf.strings.substr(head, 0, 4) == b"RIFF", tf.strings.substr(head, 8, 4) == b"WEBP")
-    return tf.logical_or(known, webp)
+def decode_images(image_bytes, size: tuple[int, int], channels: int = 3):
+    """Encoded images (string [batch]) -> float32 [batch, H, W, channels], pixels 0..255.
 
-
-def decode_images(image_bytes, size: tuple[int, int]):
-    """Encoded images (string [batch]) -> float32 [batch, H, W, 3] RGB 0..255.
-
-    Each image is decoded to 8-bit RGB (grayscale is expanded, alpha dropped, the first GIF
-    frame used) and resized to `size` with bilinear interpolation (identity when the image
-    already has that size). A string that is not an image, or an image that fails to
-    decode, raises `InvalidArgumentError` naming the element: the request fails rather
-    than being answered for a zero image.
+    Checked per element (format, header size, decoding) with an INVALID_ARGUMENT naming
+    the element: see `savedmodels.image_decode`.
     """
-    height, width = size
-
-    def one(args):
-        index, data = args
-        check = tf.debugging.Assert(
-            _looks_like_image(data),
-            [
-                f"{BYTES}: {BYTES_INPUT}[i] is not an encoded image (accepted: JPEG, PNG, GIF, BMP, WebP); i =",
-                index,
-                "first bytes:",
-                tf.strings.substr(data, 0, 16),
-                "length:",
-                tf.strings.length(data),
-            ],
-            summarize=16,
-        )
-        with tf.control_dependencies([check]):
-            image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
-        image = tf.image.resize(tf.cast(image, tf.float32), (height, width), method="bilinear")
-        return tf.ensure_shape(image, (height, width, 3))
-
-    indices = tf.range(tf.shape(image_bytes)[0])
-    return tf.map_fn(one, (indices, image_bytes), fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32))
+    return image_decode.decode_images(image_bytes, size, channels, signature=BYTES, input_name=BYTES_INPUT)
 
 
 def build(facts: ModelFacts, top_k: int = 5) -> dict:
@@ -93,7 +69,8 @@ def build(facts: ModelFacts, top_k: int = 5) -> dict:
     slow part of an export, and one graph guarantees the signatures agree.
     """
     height, width = facts.input_size
-    image_spec = tf.TensorSpec((None, height, width, 3), tf.float32, name=IMAGES_INPUT)
+    channels = facts.channels
+    image_spec = tf.TensorSpec((None, height, width, channels), tf.float32, name=IMAGES_INPUT)
     bytes_spec = tf.TensorSpec((None,), tf.string, name=BYTES_INPUT)
     heads = {"features": facts.pooled.output}
     if facts.classifier is not None:
@@ -104,8 +81,12 @@ def build(facts: ModelFacts, top_k: int = 5) -> dict:
 
     @tf.function(input_signature=[image_spec], autograph=False)
     def forward(images):
-        outputs = {key: tf.cast(value, tf.float32)
-                   for key, value in network(scale_pixels(images), training=False).items()}
+        # An empty batch is answered with empty outputs; the network itself cannot run on
+        # zero images (its reductions fail on the empty shape), so it sees one blank image.
+        batch = tf.shape(images)[0]
+        nonempty = tf.cond(batch > 0, lambda: images, lambda: tf.zeros((1, height, width, channels), images.dtype))
+        outputs = {key: tf.cast(value, tf.float32)[:batch]
+                   for key, value in network(preprocess(nonempty, facts.preprocessing), training=False).items()}
         if k is None:
             return outputs
         probabilities = outputs.pop("head")
@@ -123,15 +104,15 @@ def build(facts: ModelFacts, top_k: int = 5) -> dict:
 
     @tf.function(input_signature=[image_spec], autograph=False)
     def serving_default(images):
-        return predict(images)
+        return predict(image_decode.check_pixels(images, DEFAULT, IMAGES_INPUT, (height, width, channels)))
 
     @tf.function(input_signature=[bytes_spec], autograph=False)
     def serving_bytes(image_bytes):
-        return predict(decode_images(image_bytes, (height, width)))
+        return predict(decode_images(image_bytes, (height, width), channels))
 
     @tf.function(input_signature=[image_spec], autograph=False)
     def features(images):
-        return {"features": forward(images)["features"]}
+        return {"features": forward(image_decode.check_pixels(images, FEATURES, IMAGES_INPUT, (height, width, channels)))["features"]}
 
     return {
         DEFAULT: serving_default.get_concrete_function(),

@@ -155,7 +155,7 @@ def run_search(args) -> int:
         if not split:
             split["train"], split["validation"] = data.search_split(
                 args.dataset, validation_size=args.validation_size, subset=args.subset, seed=args.seed,
-                data_dir=args.data_dir, download=not args.no_download,
+                data_dir=args.data_dir, download=False if args.no_download else None,
             )
         return split["train"], split["validation"]
 

@@ -8,7 +8,9 @@ Routes are tried in order and the first that works wins:
    `dataset-fashion-mnist`). An explicit `data_dir` is honoured alone, so a caller who
    names a directory never silently gets data from elsewhere.
 2. TensorFlow Datasets (`tfds.load`) with the same `data_dir` (or the environment
-   variable, or TFDS' own default), downloading when `download=True`. ImageNet needs its
+   variable, or TFDS' own default). It downloads (announced on stderr) only when asked
+   (`download=True`) or, by default, when no data directory was named: an explicit
+   `data_dir` is read or rejected with the reason, never downloaded into. ImageNet needs its
    archives in a `manual_dir`.
 
 When every route fails the caller gets one `DatasetNotFoundError` (both a
@@ -20,11 +22,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 import numpy as np
 
 from nasnet_keras.data import idx
 from nasnet_keras.data.catalog import DatasetInfo, DatasetSpec, get_spec
+from nasnet_keras.data.validation import LabelRangeError, assert_labels_in_range, check_label_array
 
 DATA_DIR_ENV = "NASNET_KERAS_DATA_DIR"
 
@@ -77,10 +81,13 @@ def _idx_search_dirs(spec: DatasetSpec, data_dir: str | None) -> list[str]:
 
 
 def _load_idx(spec: DatasetSpec, directory: str, base: str, part: slice):
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{directory} {'is not a directory' if os.path.exists(directory) else 'does not exist'}")
     candidates = [directory] + [os.path.join(directory, sub) for sub in spec.idx_dirs]
     for candidate in candidates:
         if idx.find_idx_pair(candidate, base) is not None:
             images, labels = idx.load_idx_split(candidate, base)
+            check_label_array(labels[part], spec.num_classes, spec.name, idx.find_idx_pair(candidate, base)[1])
             return _from_arrays(images[part], labels[part])
     prefix = idx.SPLIT_PREFIXES[base]
     raise FileNotFoundError(
@@ -114,7 +121,8 @@ def _load_tfds(spec: DatasetSpec, split: str, data_dir: str | None, download: bo
         spec.tfds_name, split=split, data_dir=data_dir, download=download, as_supervised=True,
         shuffle_files=False, **kwargs,
     )
-    return ds.map(lambda image, label: (tf.cast(image, tf.uint8), tf.cast(label, tf.int64)))
+    ds = ds.map(lambda image, label: (tf.cast(image, tf.uint8), tf.cast(label, tf.int64)))
+    return assert_labels_in_range(ds, spec.num_classes, spec.name)
 
 
 def _short(error: BaseException) -> str:
@@ -122,7 +130,7 @@ def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
-def load(name: str, split: str, data_dir: str | None = None, *, download: bool = True,
+def load(name: str, split: str, data_dir: str | None = None, *, download: bool | None = None,
          manual_dir: str | None = None):
     """Examples `(uint8 image HxWxC, int64 label)` of `split` of dataset `name`.
 
@@ -132,7 +140,9 @@ def load(name: str, split: str, data_dir: str | None = None, *, download: bool =
         split: a split name, optionally sliced TFDS-style (`"train[:1000]"`).
         data_dir: where the data lives: a directory of IDX files (MNIST family) or a TFDS
             data directory. Defaults to `$NASNET_KERAS_DATA_DIR`, then system locations.
-        download: let TFDS download missing data (needs internet).
+        download: let TFDS download missing data (needs internet; announced on stderr). None (the
+            default): only when no data directory was named (`data_dir` or the environment
+            variable), or a `manual_dir` asks ImageNet to be prepared.
         manual_dir: directory holding manually downloaded archives (ImageNet).
 
     The order is deterministic (files are not shuffled), which `search_split` relies on.
@@ -144,17 +154,32 @@ def load(name: str, split: str, data_dir: str | None = None, *, download: bool =
         for directory in _idx_search_dirs(spec, data_dir):
             try:
                 return _load_idx(spec, directory, base, part)
+            except LabelRangeError:
+                raise
             except (OSError, ValueError) as error:
                 attempts.append(f"local IDX files in {directory}: {_short(error)}")
     if spec.tfds_name:
         tfds_dir = _tfds_data_dir(data_dir)
         where = tfds_dir or "TFDS' default data_dir"
+        if download is None:
+            # A directory the user named holds data or is rejected: it is never downloaded into
+            # unasked (ImageNet's manual_dir asks for its preparation explicitly).
+            download = tfds_dir is None or manual_dir is not None
         try:
-            return _load_tfds(spec, split, tfds_dir, download, manual_dir)
+            return _load_tfds(spec, split, tfds_dir, False, manual_dir)
         except Exception as error:  # TFDS raises many types (AssertionError, DownloadError, ...)
-            attempts.append(
-                f"TensorFlow Datasets '{spec.tfds_name}' in {where} (download={download}): {_short(error)}"
-            )
+            if not download:
+                attempts.append(f"TensorFlow Datasets '{spec.tfds_name}' in {where} (download=False): {_short(error)}")
+        if download:
+            print(f"nasnet_keras.data: {spec.name!r} is not prepared in {where}; downloading and preparing it with "
+                  f"TensorFlow Datasets (needs internet; to stay offline pass data_dir=DIR / --data-dir DIR with the "
+                  "data, or download=False)", file=sys.stderr, flush=True)
+            try:
+                return _load_tfds(spec, split, tfds_dir, True, manual_dir)
+            except Exception as error:
+                attempts.append(
+                    f"TensorFlow Datasets '{spec.tfds_name}' in {where} (download=True): {_short(error)}"
+                )
     raise DatasetNotFoundError(_not_found_message(spec, split, data_dir, attempts))
 
 

@@ -21,7 +21,7 @@ def search_split(
     seed: int = 0,
     data_dir: str | None = None,
     *,
-    download: bool = True,
+    download: bool | None = None,
     shuffle_buffer: int = 10_000,
 ):
     """(train, validation) unbatched datasets, disjoint, both from the training split.

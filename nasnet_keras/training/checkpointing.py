@@ -32,7 +32,10 @@ from typing import Any, Iterator
 import keras
 
 from nasnet_keras.checks import check_int
-from nasnet_keras.fileio import atomic_path, remove_stale_partials, write_json
+from nasnet_keras.fileio import write_json
+from nasnet_keras.model_files import stamp_weights
+from nasnet_keras.training import checkpoint_faults
+from nasnet_keras.training.divergence import check_finite_weights
 
 MANIFEST = "run.json"
 CHECKPOINTS = "checkpoints"
@@ -171,25 +174,28 @@ class RunDirectory:
             return [json.loads(line) for line in f if line.strip()]
 
     def save(self, model: keras.Model, step: int, keep: int = 2) -> str:
-        """Write checkpoint `step` atomically; keep the newest `keep` checkpoints."""
+        """Write checkpoint `step` atomically; keep the newest `keep` checkpoints.
+
+        The file carries the genotype id (`model_files.stamp_weights`). A write that fails
+        (a full disk) removes its partial, keeps every earlier checkpoint and raises
+        `checkpoint_faults.CheckpointWriteFailed` with the reason.
+        """
         folder = self.file(CHECKPOINTS)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"ckpt-{step:09d}.weights.h5")
-        with atomic_path(path) as temporary:
+        checkpoint_faults.remove_partials(folder)  # of runs killed while writing
+        with checkpoint_faults.writing(self, path, step, model) as temporary:
             model.save_weights(temporary, overwrite=True)
+            stamp_weights(temporary, model)
         if keep > 0:
             for _, old in self.checkpoints()[:-keep]:
                 os.remove(old)
-        remove_stale_partials(folder)  # left by a run killed while writing
         return path
 
     def restore(self, model: keras.Model, path: str | None = None) -> int:
         """Load a checkpoint (default: the latest) into `model` and its optimizer; returns the step."""
         if path is None:
-            latest = self.latest_checkpoint()
-            if latest is None:
-                raise ValueError(f"{self.path} has no checkpoint to resume from")
-            path = latest[1]
+            path = checkpoint_faults.newest_intact(self, model)
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)  # slots must exist to receive their values
         try:
@@ -230,6 +236,7 @@ class CheckpointCallback(keras.callbacks.Callback):
         self._last_saved = self._step()
 
     def _save(self, step: int) -> None:
+        check_finite_weights(self.model, self.run_dir)  # NaN weights never replace a good checkpoint
         self.run_dir.save(self.model, step, self.keep)
         self.run_dir.log_event("checkpoint", step=step)
         self._last_saved = step

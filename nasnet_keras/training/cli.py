@@ -138,5 +138,5 @@ def run(args) -> int:
         "weights_sha256": weights_digest(result.model),
         **{f"eval_{k}": round(v, 6) for k, v in result.metrics.items()},
     }
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2, allow_nan=False))  # strict JSON: the trainer refuses non-finite metrics
     return 0

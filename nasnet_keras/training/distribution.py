@@ -452,8 +452,10 @@ def synchronize_batch_norm(model) -> int:
     """
     import keras
 
+    from nasnet_keras.layer_tree import walk
+
     count = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in walk(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = True
             count += 1

@@ -118,10 +118,16 @@ def inspect_weights(weights: str) -> SourceWeights:
     if not os.path.exists(path):
         raise ValueError(f"Weights file {path!r} does not exist. {accepted}")
     if path.endswith(".keras"):
-        model = keras.saving.load_model(path, compile=False)
+        from nasnet_keras.model_files import load_keras_model
+
+        model = load_keras_model(path, compile=False)
         predictions = _find_layer(model, "predictions")
         classes = predictions.units if predictions is not None else None
         return SourceWeights("keras", path, classes, model.input_shape[-1], model)
+    if path.endswith(".h5") and not path.endswith(".weights.h5"):
+        from nasnet_keras.model_files import weights_genotype_id
+
+        weights_genotype_id(path)  # a truncated or foreign file is refused here, by name
     if path.endswith(".h5") and is_legacy_h5(path):
         arrays = read_legacy_h5(path)
         if "stem_conv1" not in arrays:

@@ -36,6 +36,7 @@ from nasnet_keras.drop_path import ScheduledDropPathCallback, drop_path_layers
 from nasnet_keras.fileio import atomic_path
 from nasnet_keras.training import averaged_weights as ema
 from nasnet_keras.training import multi_worker_run
+from nasnet_keras.training.divergence import DivergenceGuard, check_finite_metrics
 from nasnet_keras.training.checkpointing import FINAL_MODEL, HISTORY, LOGS, CheckpointCallback, RunDirectory
 from nasnet_keras.training.distribution import (
     DEFAULT_COLLECTIVE_TIMEOUT,
@@ -344,6 +345,7 @@ def _run(model, run_dir, config, recipe, plan, strategy, distribution, resume, c
     final_step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     metrics = model.evaluate(eval_ds, return_dict=True, verbose=config.verbose)
     metrics = {k: float(v) for k, v in metrics.items()}
+    check_finite_metrics(metrics, run_dir)
     with run_dir.output(FINAL_MODEL) as path:
         export_model(model, path)
     run_dir.log_event("end", step=final_step, ema=ema.ema_optimizer(model) is not None, **metrics)
@@ -369,6 +371,7 @@ def _callbacks(model, run_dir, config, resume, total_steps, writes_logs=True) ->
         callbacks.append(ScheduledDropPathCallback(total_steps))
     callbacks.append(TrainingStateLogger(run_dir, resume, total_steps))
     callbacks += ema.evaluation_callbacks(model)
+    callbacks.append(DivergenceGuard(run_dir))  # before the checkpoint: a NaN step is never saved
     callbacks.append(CheckpointCallback(run_dir, config.save_every_steps, config.keep_checkpoints))
     if not writes_logs:  # a non-chief worker: the chief's logs hold the (all-reduced) metrics
         return callbacks
