@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from nasnet_keras import NASNet, NASNetCIFAR, genotypes, size_limits, variants
+from nasnet_keras import NASNET_A, NASNet, NASNetCIFAR, size_limits, variants
 from nasnet_keras.genotype import Genotype
 from nasnet_keras.size_limits import ModelSizeWarning
 
@@ -17,7 +17,7 @@ def wide_genotype(blocks: int) -> Genotype:
 
 
 @pytest.mark.parametrize("genotype, kwargs", [
-    (genotypes.NASNET_A, dict(num_blocks=1, filters=4, input_shape=(16, 16, 3))),
+    (NASNET_A, dict(num_blocks=1, filters=4, input_shape=(16, 16, 3))),
     (wide_genotype(3), dict(num_blocks=2, filters=6, input_shape=(16, 16, 3))),
 ])
 def test_the_estimate_is_close_to_the_built_model(genotype, kwargs):
@@ -34,7 +34,7 @@ def test_the_papers_variants_are_within_the_ceiling_and_their_estimates_match_th
     for name in ("mobile", "large", "cifar_7@2304"):
         variant = variants.get(name)
         filters = variant.penultimate_filters // 24
-        cost = size_limits.estimate(genotypes.NASNET_A, variant.num_blocks, filters, variant.image_size,
+        cost = size_limits.estimate(NASNET_A, variant.num_blocks, filters, variant.image_size,
                                     variant.skeleton, stem_filters=variant.stem_filters)
         assert cost.params < size_limits.MAX_PARAMS and cost.mult_adds < size_limits.MAX_MULT_ADDS
         assert cost.ops <= size_limits.MAX_OPS
