@@ -2,7 +2,7 @@
 
 Values are read as Python literals (`20`, `0.99`, `(0.1, 1.0)`, `'name'`), with the
 spellings a shell user types for the three constants (`none`/`null`, `true`/`false`, any
-case); anything else stays text. Field names may use dashes (`batch-size`). The receiver
+case) and `inf`/`nan` as floats; anything else stays text. Field names may use dashes (`batch-size`). The receiver
 checks the values against what it accepts (a recipe against its field types, a model
 constructor by its own argument checks), so both commands read `--set` the same way.
 """
@@ -23,6 +23,10 @@ def parse_value(text: str) -> Any:
     try:
         return ast.literal_eval(stripped)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    try:  # `inf`, `nan`: numbers, so the receiver's range check names them (not a type error)
+        return float(stripped)
+    except ValueError:
         return stripped
 
 

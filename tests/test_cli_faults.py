@@ -108,12 +108,12 @@ def test_debug_shows_the_traceback_and_bugs_keep_theirs(tmp_path, capsys, monkey
         cli.main(["profile", str(folder)])
     monkeypatch.delenv("NASNET_DEBUG")
 
-    from nasnet_keras import profiling
+    from nasnet_keras import variants_cli
 
     def bug(args):
         raise KeyError("an internal bug")
 
-    monkeypatch.setattr(profiling, "_cmd_variants", bug)
+    monkeypatch.setattr(variants_cli, "_cmd_variants", bug)
     with pytest.raises(KeyError):
         cli.main(["variants"])  # not a user fault: the traceback is the useful report
 
