@@ -55,7 +55,9 @@ import keras_tuner
 import numpy as np
 from keras_tuner.oracles import RandomSearchOracle
 
+from tuner.categorical import CategoricalSpace
 from tuner.controller import Controller, _atomic_savez
+from tuner.evolution import EvolutionOracle
 from tuner.ppo import (
     DEFAULT_BASELINE_DECAY,
     DEFAULT_BATCH_SIZE,
@@ -65,6 +67,7 @@ from tuner.ppo import (
     DEFAULT_LEARNING_RATE,
     PPO,
 )
+from tuner.reward_cache import RewardCacheMixin
 from tuner.space import SearchSpace
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
@@ -83,8 +86,11 @@ def _default_objective(objective):
 
 def _check_space(search_space, kwargs: dict, owner: str) -> SearchSpace:
     """Validate the space; the oracle's hyperparameters always come from it, never from kwargs."""
-    if not isinstance(search_space, SearchSpace):
-        raise ValueError(f"`search_space` must be a tuner.space.SearchSpace. Received: {type(search_space).__name__}")
+    if not isinstance(search_space, (SearchSpace, CategoricalSpace)):
+        raise ValueError(
+            "`search_space` must be a tuner.space.SearchSpace or tuner.categorical.CategoricalSpace. "
+            f"Received: {type(search_space).__name__}"
+        )
     if "hyperparameters" in kwargs:
         raise ValueError(
             f"{owner} builds its hyperparameters from `search_space`; do not pass `hyperparameters`. "
@@ -102,7 +108,7 @@ def _check_stored_space(search_space: SearchSpace, stored: dict, where: str) -> 
         )
 
 
-class PPOOracle(keras_tuner.Oracle):
+class PPOOracle(RewardCacheMixin, keras_tuner.Oracle):
     """The paper's search strategy: an LSTM controller trained with PPO (App. A.2-A.3).
 
     Args:
@@ -132,6 +138,7 @@ class PPOOracle(keras_tuner.Oracle):
         clip: float = DEFAULT_CLIP,
         epochs: int = DEFAULT_EPOCHS,
         units: int = 100,
+        normalize_advantages: bool = False,
         **kwargs,
     ):
         self.search_space = _check_space(search_space, kwargs, "PPOOracle")
@@ -152,6 +159,7 @@ class PPOOracle(keras_tuner.Oracle):
             batch_size=batch_size,
             clip=clip,
             epochs=epochs,
+            normalize_advantages=normalize_advantages,
         )
         # trial_id -> {"indices": [...], "log_prob": float, "num_updates": policy version}
         self.pending: dict[str, dict[str, Any]] = {}
@@ -181,12 +189,18 @@ class PPOOracle(keras_tuner.Oracle):
         self.num_sampled += 1
         return self.queue.pop(0)
 
-    def populate_space(self, trial_id):
+    def _propose(self, trial_id):  # RewardCacheMixin.populate_space answers known rewards first
         if self.max_trials and len(self.trials) >= self.max_trials:
             return {"status": TrialStatus.STOPPED, "values": None}
         sample = self._draw()
         self.pending[trial_id] = {**sample, "num_updates": self.ppo.num_updates}
         return {"status": TrialStatus.RUNNING, "values": self.search_space.from_indices(sample["indices"])}
+
+    def _detach_sample(self, trial_id):
+        return self.pending.pop(trial_id)
+
+    def _feed_cached(self, record, score):
+        self.ppo.observe(record["indices"], record["log_prob"], self._reward(score))
 
     def score_trial(self, trial):
         """keras-tuner's score, with a missing, None or infinite score turned into NaN.
@@ -326,7 +340,7 @@ class PPOOracle(keras_tuner.Oracle):
         return changed
 
 
-class NASRandomOracle(RandomSearchOracle):
+class NASRandomOracle(RewardCacheMixin, RandomSearchOracle):
     """The paper's baseline: every decision drawn uniformly (Sec. 4.4, Fig. 6).
 
     keras-tuner's `RandomSearchOracle` over `search_space.hyperparameters()`: each
@@ -347,6 +361,15 @@ class NASRandomOracle(RandomSearchOracle):
             **kwargs,
         )
 
+    def _propose(self, trial_id):
+        return RandomSearchOracle.populate_space(self, trial_id)
+
+    def _detach_sample(self, trial_id):
+        return {}
+
+    def _feed_cached(self, record, score):
+        pass  # random search learns nothing from rewards
+
     def get_state(self):
         state = super().get_state()
         state[SPACE_KEY] = self.search_space.to_dict()
@@ -358,25 +381,30 @@ class NASRandomOracle(RandomSearchOracle):
             _check_stored_space(self.search_space, state[SPACE_KEY], "oracle.json")
 
 
-STRATEGIES = {"ppo": PPOOracle, "random": NASRandomOracle}
-_PPO_ONLY = ("learning_rate", "entropy_weight", "baseline_decay", "batch_size", "clip", "epochs", "units")
+STRATEGIES = {"ppo": PPOOracle, "random": NASRandomOracle, "evolution": EvolutionOracle}
+_PPO_ONLY = ("learning_rate", "entropy_weight", "baseline_decay", "batch_size", "clip", "epochs", "units",
+             "normalize_advantages")
 
 
-def make_oracle(strategy: str, search_space: SearchSpace, **kwargs) -> keras_tuner.Oracle:
+def make_oracle(strategy: str, search_space: SearchSpace, preset: str = "default", **kwargs) -> keras_tuner.Oracle:
     """Build the oracle of a search strategy: "ppo" (the paper's) or "random" (its baseline).
 
     Options given as None are left at their defaults, so a command line can pass its
-    optional arguments through unchanged. PPO options given a value with strategy
+    optional arguments through unchanged. `preset` names a settings table of
+    `tuner.presets` ("default": chosen for 100-500 children; "paper": the paper's); options
+    given explicitly override it. PPO options given a value with strategy
     "random" are an error rather than silently ignored.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"Unknown search strategy {strategy!r}. Accepted: {', '.join(STRATEGIES)}")
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    if strategy == "random":
+    from tuner.presets import preset_settings
+
+    kwargs = {**preset_settings(strategy, preset), **{k: v for k, v in kwargs.items() if v is not None}}
+    if strategy != "ppo":
         ignored = [k for k in _PPO_ONLY if k in kwargs]
         if ignored:
             raise ValueError(
-                f"Options {ignored} configure the PPO controller and mean nothing for strategy 'random'. "
+                f"Options {ignored} configure the PPO controller and mean nothing for strategy {strategy!r}. "
                 f"Received: {', '.join(f'{k}={kwargs[k]!r}' for k in ignored)}"
             )
     return STRATEGIES[strategy](search_space, **kwargs)

@@ -179,6 +179,7 @@ class PPO:
         batch_size: int = DEFAULT_BATCH_SIZE,
         clip: float = DEFAULT_CLIP,
         epochs: int = DEFAULT_EPOCHS,
+        normalize_advantages: bool = False,
     ):
         if not isinstance(controller, Controller):
             raise ValueError(f"`controller` must be a tuner.controller.Controller. Received: {type(controller).__name__}")
@@ -191,6 +192,11 @@ class PPO:
         self.batch_size = _positive("batch_size", batch_size, integer=True)
         self.clip = _positive("clip", clip)
         self.epochs = _positive("epochs", epochs, integer=True)
+        if not isinstance(normalize_advantages, bool):
+            raise ValueError(f"`normalize_advantages` must be True or False. Received: {normalize_advantages!r}")
+        # Scale each batch's advantages to zero mean, unit spread (as PPO implementations do):
+        # accuracy differences of a few points otherwise give steps too small to move the policy.
+        self.normalize_advantages = normalize_advantages
         self.optimizer = Adam(controller.trainable_variables, learning_rate)
 
         self.baseline: float | None = None
@@ -209,6 +215,8 @@ class PPO:
         decisions = np.array([entry["decisions"] for entry in self.buffer], dtype=np.int32)
         old_log_prob = np.array([entry["old_log_prob"] for entry in self.buffer], dtype=np.float32)
         advantage = np.array([entry["advantage"] for entry in self.buffer], dtype=np.float32)
+        if self.normalize_advantages and len(advantage) > 1:
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
         weights = tuple(self.controller.trainable_variables)
         batch = (tf.constant(decisions), tf.constant(old_log_prob), tf.constant(advantage))
         loss_hp = tf.constant([self.clip, self.entropy_weight], tf.float32)
