@@ -10,7 +10,7 @@ training for a reward that is already known. `RewardCacheMixin` sits between ker
   not handed to a worker: the strategy gets the reward at once (`_feed_cached`; PPO still
   sees the sample, on-policy, with its own sampling-time log-probability) and proposes
   again, up to `MAX_CACHED_PROPOSALS` times in a row (then the search has converged onto
-  what it knows, and STOPS);
+  what it knows, and STOPS; IDLE instead if some of those were children still training);
 * a proposal of an architecture another worker is training right now waits for that
   trial's reward instead of training a copy;
 * so `max_trials` counts trained children, and the number of cached rewards is
@@ -38,7 +38,7 @@ from tuner.categorical import architecture_key
 TrialStatus = keras_tuner.engine.trial.TrialStatus
 
 CACHE_KEY = "reward_cache"
-MAX_CACHED_PROPOSALS = 2000
+MAX_CACHED_PROPOSALS = 500
 
 
 def recipe_fingerprint(search_config: Mapping[str, Any]) -> str:
@@ -85,6 +85,7 @@ class RewardCacheMixin:
         return len(self.trials)
 
     def populate_space(self, trial_id):
+        waited = False
         for _ in range(MAX_CACHED_PROPOSALS):
             response = self._propose(trial_id)
             if response["status"] != TrialStatus.RUNNING:
@@ -96,10 +97,13 @@ class RewardCacheMixin:
             elif key in self.in_flight.values():
                 self.num_cache_hits += 1
                 self.waiting.setdefault(key, []).append(self._detach_sample(trial_id))
+                waited = True
             else:
                 self.in_flight[trial_id] = key
                 return response
-        return {"status": TrialStatus.STOPPED, "values": None}
+        # Only repeats: of children still training (their rewards will change the strategy:
+        # ask again later) or only of known ones (the search has converged: stop).
+        return {"status": TrialStatus.IDLE if waited else TrialStatus.STOPPED, "values": None}
 
     def _settle_cache(self, trial) -> None:
         key = self.in_flight.get(trial.trial_id)

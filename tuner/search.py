@@ -35,6 +35,7 @@ from keras_tuner.src.distribute import utils as dist_utils
 from nasnet_keras.genotype import Genotype, as_genotype
 from tuner import history, plots
 from tuner.children import ChildConfig, ChildFailedError, train_child
+from tuner.reward_cache import recipe_fingerprint
 from tuner.space import SearchSpace
 
 BEST_GENOTYPE_FILE = "best_genotype.json"
@@ -119,6 +120,8 @@ class NASTuner(keras_tuner.Tuner):
         self._trial_genotypes: dict[str, Genotype] = {}
         self._trial_scores: dict[str, float] = {}  # a worker's `trial` copy does not see its metrics
         self.report: dict[str, str] = {}
+        if hasattr(oracle, "set_recipe"):  # before keras-tuner may start serving the oracle (chief)
+            oracle.set_recipe(recipe_fingerprint(self.search_config))
         super().__init__(
             oracle=oracle, hypermodel=None, directory=directory, project_name=project_name,
             overwrite=overwrite, **kwargs,
@@ -154,6 +157,9 @@ class NASTuner(keras_tuner.Tuner):
         """
         super().search(train, validation, verbose=verbose)
         if not is_distributed_worker():
+            if hasattr(self.oracle, "num_cache_hits"):
+                self.log(f"Search done: {len(self.oracle.trials)} children trained, "
+                         f"{self.oracle.num_cache_hits} rewards from the cache (repeats not trained again)")
             self.report = self.write_report()
         return self.report
 
