@@ -29,8 +29,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "clip": DEFAULT_CLIP, "epochs": DEFAULT_EPOCHS, "normalize_advantages": False,
         },
         "default": {
-            "learning_rate": 0.003, "entropy_weight": DEFAULT_ENTROPY_WEIGHT,
-            "baseline_decay": DEFAULT_BASELINE_DECAY, "batch_size": 10,
+            "learning_rate": 0.01, "entropy_weight": 0.01,
+            "baseline_decay": DEFAULT_BASELINE_DECAY, "batch_size": DEFAULT_BATCH_SIZE,
             "clip": DEFAULT_CLIP, "epochs": DEFAULT_EPOCHS, "normalize_advantages": True,
         },
     },

@@ -233,3 +233,30 @@ def test_cost_aware_reward():
     assert cost_aware_reward(0.8, 200, 100, weight=-1.0, weight_below=0.0) == pytest.approx(0.4)
     with pytest.raises(ValueError, match="Received: target=0"):
         cost_aware_reward(0.8, 1, 0)
+
+
+def test_nastuner_rewards_the_final_models_cost_without_training_it(tmp_path, monkeypatch):
+    """--target-mult-adds: the objective is accuracy x (Mult-Adds / target)^w of the final-size model."""
+    from nasnet_keras.applications import NASNetCIFAR
+    from nasnet_keras.profiling import profile
+    from tuner.cost import CostTarget
+
+    space = SearchSpace(num_blocks=1, ops=("identity", "sep_conv_3x3"), combines=("add",))
+    monkeypatch.setattr(search, "train_child",
+                        lambda genotype, *a, **k: ChildResult(genotype.id, 0.5, 1.0, 10, 0.0, 1, {}))
+    target = CostTarget(mult_adds=1e6, weight=-0.07, final_cells=1, final_filters=8, image_size=16, classes=10)
+    oracle = make_oracle("random", space, max_trials=3, seed=2)
+    tuner = search.NASTuner(oracle, ChildConfig(classes=10, epochs=1), strategy="random", directory=str(tmp_path),
+                            overwrite=True, log=lambda line: None, cost_target=target)
+    monkeypatch.setattr(tuner, "write_report", lambda: {})
+    tuner.search(None, None)
+    assert tuner.search_config["run"]["cost_target"]["mult_adds"] == 1e6
+    for trial in oracle.trials.values():
+        genotype = space.decode(trial.hyperparameters.values)
+        final = profile(NASNetCIFAR(input_shape=(16, 16, 3), num_blocks=1, filters=8, classes=10, genotype=genotype))
+        metrics = trial.metrics
+        assert metrics.get_last_value("final_mult_adds") == final.mult_adds
+        assert metrics.get_last_value("accuracy") == 0.5
+        assert trial.score == pytest.approx(0.5 * (final.mult_adds / 1e6) ** -0.07)
+    with pytest.raises(ValueError, match="Received neither"):
+        CostTarget()
