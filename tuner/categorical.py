@@ -115,3 +115,36 @@ def architecture_key(space, values: Mapping[str, Any]) -> str:
     if hasattr(space, "architecture_key"):
         return space.architecture_key(values)
     return space.decode(values).id
+
+
+# --- the checks every oracle over a space makes (shared by tuner.oracles and tuner.evolution) ---
+def default_objective(objective):
+    import keras_tuner
+
+    return keras_tuner.Objective("val_accuracy", "max") if objective is None else objective
+
+
+def check_space(search_space, kwargs: dict, owner: str) -> SearchSpace:
+    """Validate the space; the oracle's hyperparameters always come from it, never from kwargs."""
+    from tuner.space import SearchSpace
+
+    if not isinstance(search_space, (SearchSpace, CategoricalSpace)):
+        raise ValueError(
+            "`search_space` must be a tuner.space.SearchSpace or tuner.categorical.CategoricalSpace. "
+            f"Received: {type(search_space).__name__}"
+        )
+    if "hyperparameters" in kwargs:
+        raise ValueError(
+            f"{owner} builds its hyperparameters from `search_space`; do not pass `hyperparameters`. "
+            f"Received: hyperparameters={kwargs['hyperparameters']!r}"
+        )
+    return search_space
+
+
+def check_stored_space(search_space: SearchSpace, stored: dict, where: str) -> None:
+    if stored != search_space.to_dict():
+        raise ValueError(
+            f"{where} was written for search space {stored}, but this oracle searches "
+            f"{search_space.to_dict()}. Resume with the same space, or start a new project "
+            "(overwrite=True or another project name)"
+        )

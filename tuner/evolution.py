@@ -33,6 +33,9 @@ import keras_tuner
 import numpy as np
 
 from nasnet_keras.checks import check_int
+from tuner.categorical import check_space as _check_space
+from tuner.categorical import check_stored_space as _check_stored_space
+from tuner.categorical import default_objective as _default_objective
 from tuner.reward_cache import RewardCacheMixin
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
@@ -55,8 +58,6 @@ class EvolutionOracle(RewardCacheMixin, keras_tuner.Oracle):
     def __init__(self, search_space, objective=None, max_trials: int | None = DEFAULT_MAX_TRIALS,
                  seed: int | None = None, population_size: int = DEFAULT_POPULATION_SIZE,
                  sample_size: int = DEFAULT_SAMPLE_SIZE, **kwargs):
-        from tuner.oracles import _check_space, _default_objective
-
         self.search_space = _check_space(search_space, kwargs, "EvolutionOracle")
         self.population_size = check_int("population_size", population_size, minimum=1)
         self.sample_size = check_int("sample_size", sample_size, minimum=1, maximum=population_size,
@@ -156,8 +157,6 @@ class EvolutionOracle(RewardCacheMixin, keras_tuner.Oracle):
                 f"The oracle state has no {STATE_KEY!r} entry: the project was not written by an EvolutionOracle. "
                 "Resume it with the strategy that created it, or start a new project"
             )
-        from tuner.oracles import _check_stored_space
-
         own = state[STATE_KEY]
         _check_stored_space(self.search_space, own["search_space"], "oracle.json")
         if (own["population_size"], own["sample_size"]) != (self.population_size, self.sample_size):

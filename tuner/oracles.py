@@ -55,7 +55,9 @@ import keras_tuner
 import numpy as np
 from keras_tuner.oracles import RandomSearchOracle
 
-from tuner.categorical import CategoricalSpace
+from tuner.categorical import check_space as _check_space
+from tuner.categorical import check_stored_space as _check_stored_space
+from tuner.categorical import default_objective as _default_objective
 from tuner.controller import Controller, _atomic_savez
 from tuner.evolution import EvolutionOracle
 from tuner.ppo import (
@@ -78,34 +80,6 @@ SPACE_KEY = "search_space"
 
 # The paper trains 20,000 children (App. A.3).
 DEFAULT_MAX_TRIALS = 20000
-
-
-def _default_objective(objective):
-    return keras_tuner.Objective("val_accuracy", "max") if objective is None else objective
-
-
-def _check_space(search_space, kwargs: dict, owner: str) -> SearchSpace:
-    """Validate the space; the oracle's hyperparameters always come from it, never from kwargs."""
-    if not isinstance(search_space, (SearchSpace, CategoricalSpace)):
-        raise ValueError(
-            "`search_space` must be a tuner.space.SearchSpace or tuner.categorical.CategoricalSpace. "
-            f"Received: {type(search_space).__name__}"
-        )
-    if "hyperparameters" in kwargs:
-        raise ValueError(
-            f"{owner} builds its hyperparameters from `search_space`; do not pass `hyperparameters`. "
-            f"Received: hyperparameters={kwargs['hyperparameters']!r}"
-        )
-    return search_space
-
-
-def _check_stored_space(search_space: SearchSpace, stored: dict, where: str) -> None:
-    if stored != search_space.to_dict():
-        raise ValueError(
-            f"{where} was written for search space {stored}, but this oracle searches "
-            f"{search_space.to_dict()}. Resume with the same space, or start a new project "
-            "(overwrite=True or another project name)"
-        )
 
 
 class PPOOracle(RewardCacheMixin, keras_tuner.Oracle):
