@@ -41,7 +41,7 @@ CHECKPOINTS = (25, 50, 100, 200, 500)
 # name -> (strategy, preset, overrides)
 REPORTED = {
     "evolution (default)": ("evolution", "default", {}),
-    "evolution (paper P=100,S=25)": ("evolution", "paper", {}),
+    "evolution (paper P=100 S=25)": ("evolution", "paper", {}),
     "ppo (default)": ("ppo", "default", {}),
     "ppo (paper)": ("ppo", "paper", {}),
     "random": ("random", "default", {}),
@@ -90,7 +90,7 @@ def _job(job: dict) -> dict:
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as directory:
         oracle = make_oracle(job["strategy"], bench.space, preset=job["preset"], max_trials=job["budget"],
                              seed=job["seed"] + 1, **job["overrides"])
-        trace = run_search(oracle, bench, job["budget"], directory, reward=reward)
+        trace = run_search(oracle, bench, job["budget"], directory, reward=reward, persist=False)
     return {**job, "valid": trace.valid, "test": trace.test, "latency": trace.latency,
             "rewards": trace.rewards, "hits": trace.num_cache_hits, "stopped": trace.stopped_early,
             "seconds": time.perf_counter() - started}

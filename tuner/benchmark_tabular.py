@@ -221,19 +221,24 @@ class SearchTrace:
 
 
 def run_search(oracle, benchmark: TabularBenchmark, budget: int, directory: str,
-               reward=None) -> SearchTrace:
+               reward=None, persist: bool = True) -> SearchTrace:
     """Drive `oracle` through keras-tuner's protocol, scoring each trial by table lookup.
 
     create_trial -> lookup -> update_trial -> end_trial, exactly what a worker does with a
     trained child; `oracle.max_trials` should be `budget`. `reward(entry)` turns a table
     entry into the reported objective (default: validation accuracy), e.g. a cost-aware
     reward. The reward cache keys rewards by this dataset (and reward) as the recipe.
+    `persist=False` skips keras-tuner's oracle.json / trial.json writes (70% of a lookup
+    search's time; the proposals are the same, resume is tested with persist=True).
     """
     import keras_tuner
 
     status = keras_tuner.engine.trial.TrialStatus
     oracle.verbose = 0  # keras-tuner's per-trial table
     oracle._set_project_dir(directory, "search")
+    if not persist:
+        oracle.save = lambda: None
+        oracle._save_trial = lambda trial: None
     oracle.set_recipe(f"nas-bench-graph/{benchmark.dataset}/{getattr(reward, '__name__', 'valid')}")
     valid, test, latency, rewards = [], [], [], []
     stopped = False

@@ -37,7 +37,7 @@ def compare_on_tabular(dataset: str = "cora", seeds: int = 10, budget: int = 100
         for seed in range(seeds):
             with tempfile.TemporaryDirectory() as directory:
                 oracle = make_oracle(strategy, bench.space, max_trials=budget, seed=seed + 1)
-                trace = run_search(oracle, bench, budget, directory)
+                trace = run_search(oracle, bench, budget, directory, persist=False)
             best = np.maximum.accumulate(trace.valid)
             curves.append(np.concatenate([best, np.full(budget - len(best), best[-1])]))
             hits.append(trace.num_cache_hits)

@@ -88,11 +88,14 @@ def test_the_unpickler_refuses_anything_but_numbers(tmp_path):
 # --- the reward cache ---------------------------------------------------------------------
 @pytest.mark.parametrize("strategy", ["ppo", "evolution", "random"])
 def test_no_architecture_is_trained_twice(tmp_path, cora, strategy):
-    oracle = new_oracle(tmp_path, strategy, cora.space, max_trials=100, seed=3)
-    trace = run_search(oracle, cora, 100, str(tmp_path))
+    # PPO's updates cost TF time: a short search, with a controller that concentrates fast.
+    budget, options = {"ppo": (40, {"learning_rate": 0.05, "batch_size": 5}), "evolution": (100, {}),
+                       "random": (300, {})}[strategy]
+    oracle = new_oracle(tmp_path, strategy, cora.space, max_trials=budget, seed=3, **options)
+    trace = run_search(oracle, cora, budget, str(tmp_path))
     keys = [cora.space.architecture_key(t.hyperparameters.values) for t in oracle.trials.values()]
     trained = len(oracle.trials)
-    assert len(trace.valid) == trained and (trained == 100 or trace.stopped_early)
+    assert len(trace.valid) == trained and (trained == budget or trace.stopped_early)
     assert len(set(keys)) == trained  # every trained trial is a new architecture
     assert oracle.num_cache_hits > 0
     if strategy == "ppo":  # PPO still saw every sample, on-policy: trained ones and repeats
@@ -144,7 +147,7 @@ def test_nastuner_does_not_retrain_a_known_child_and_reports_the_hits(tmp_path, 
     space = SearchSpace(num_blocks=1, ops=("identity", "max_pool_3x3"), combines=("add",))
     trained = []
 
-    def fake_train_child(genotype, train, validation, config, verbose=0):
+    def fake_train_child(genotype, train, validation, config, verbose=0, callbacks=()):
         trained.append(genotype.id)
         accuracy = 0.5 + 0.1 * (genotype.normal.blocks[0].ops[0] == "identity")
         return ChildResult(genotype.id, accuracy, 1.0, 10, 0.0, 1, {})
@@ -196,10 +199,11 @@ def test_evolution_population_survives_a_resume_exactly(tmp_path, cora):
 
 @pytest.mark.parametrize("strategy", ["ppo", "evolution"])
 def test_a_seeded_search_is_reproducible(tmp_path, cora, strategy):
-    traces = [run_search(new_oracle(tmp_path / str(i), strategy, cora.space, max_trials=60, seed=4), cora, 60,
+    n = 45  # PPO: two updates of 20
+    traces = [run_search(new_oracle(tmp_path / str(i), strategy, cora.space, max_trials=n, seed=4), cora, n,
                          str(tmp_path / str(i))) for i in range(2)]
     assert traces[0].valid == traces[1].valid and traces[0].num_cache_hits == traces[1].num_cache_hits
-    other = run_search(new_oracle(tmp_path / "o", strategy, cora.space, max_trials=60, seed=5), cora, 60,
+    other = run_search(new_oracle(tmp_path / "o", strategy, cora.space, max_trials=n, seed=5), cora, n,
                        str(tmp_path / "o"))
     assert other.valid != traces[0].valid
 
@@ -245,7 +249,7 @@ def test_nastuner_rewards_the_final_models_cost_without_training_it(tmp_path, mo
     monkeypatch.setattr(search, "train_child",
                         lambda genotype, *a, **k: ChildResult(genotype.id, 0.5, 1.0, 10, 0.0, 1, {}))
     target = CostTarget(mult_adds=1e6, weight=-0.07, final_cells=1, final_filters=8, image_size=16, classes=10)
-    oracle = make_oracle("random", space, max_trials=3, seed=2)
+    oracle = make_oracle("random", space, max_trials=2, seed=2)
     tuner = search.NASTuner(oracle, ChildConfig(classes=10, epochs=1), strategy="random", directory=str(tmp_path),
                             overwrite=True, log=lambda line: None, cost_target=target)
     monkeypatch.setattr(tuner, "write_report", lambda: {})
