@@ -74,6 +74,14 @@ def sweep_configs() -> dict:
 _BENCHMARKS: dict = {}
 
 
+def oracle_seed(strategy: str, seed: int) -> int:
+    """keras-tuner's random oracle draws value k of a trial with `random.Random(seed + k)`
+    (its `_seed_state` counts up by one per value), so seeds s and s + 7 replay the same
+    stream one trial apart; spacing them past any budget makes the random runs independent.
+    PPO and evolution seed numpy generators with [seed, counter] and need no spacing."""
+    return 1 + 100003 * seed if strategy == "random" else seed + 1
+
+
 def _job(job: dict) -> dict:
     """One search (runs in a worker process)."""
     from tuner.benchmark_tabular import TabularBenchmark, cost_aware_reward, run_search
@@ -89,7 +97,7 @@ def _job(job: dict) -> dict:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as directory:
         oracle = make_oracle(job["strategy"], bench.space, preset=job["preset"], max_trials=job["budget"],
-                             seed=job["seed"] + 1, **job["overrides"])
+                             seed=oracle_seed(job["strategy"], job["seed"]), **job["overrides"])
         trace = run_search(oracle, bench, job["budget"], directory, reward=reward, persist=False)
     return {**job, "valid": trace.valid, "test": trace.test, "latency": trace.latency,
             "rewards": trace.rewards, "hits": trace.num_cache_hits, "stopped": trace.stopped_early,
@@ -255,6 +263,8 @@ def main(argv=None) -> int:
     parser.add_argument("--weight", type=float, default=-0.07, help="w of acc x (latency/target)^w (MnasNet: -0.07)")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--out", default="runs/strategies")
+    parser.add_argument("--from-results", default=None,
+                        help="comma-separated results.json files of earlier runs: tabulate them instead of running")
     args = parser.parse_args(argv)
 
     from tuner.benchmark_tabular import DATASETS, TabularBenchmark
@@ -289,10 +299,17 @@ def main(argv=None) -> int:
                              "overrides": overrides, "seed": seed, "budget": budget,
                              "target_latency": args.target_latency,
                              "target_latency_abs": tables[d]["target_latency"], "weight": args.weight})
+    if args.from_results:
+        results = []
+        for path in args.from_results.split(","):
+            with open(path, encoding="utf-8") as f:
+                results += [r for r in json.load(f) if r["dataset"] in datasets and r["config"] in configs]
+        jobs = []
     started = time.perf_counter()
     print(f"{len(jobs)} searches on {', '.join(datasets)} ({len(configs)} settings x {args.seeds} seeds), "
           f"{args.processes} processes", flush=True)
-    results = run_jobs(jobs, args.processes)
+    if not args.from_results:
+        results = run_jobs(jobs, args.processes)
     seconds = time.perf_counter() - started
     os.makedirs(args.out, exist_ok=True)
     summary = summarise(results, tables)

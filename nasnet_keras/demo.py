@@ -161,7 +161,8 @@ def run_demo(args) -> int:
     timings["total"] = time.perf_counter() - start
     summary = {
         "dataset": name,
-        "search": {"strategy": "evolution", "trials": args.trials, "cache_hits": oracle.num_cache_hits, "num_blocks": args.num_blocks,
+        "search": {"strategy": "evolution", "trials": args.trials, "cache_hits": oracle.num_cache_hits,
+                   "num_blocks": args.num_blocks,
                    "child_config": child.to_dict(), "best_trial": trial_id, "best_search_score": search_score},
         "genotype": genotype.to_dict(),
         "genotype_id": genotype.id,
