@@ -5,7 +5,7 @@ Three separate parts (style.md §4):
     Controller    an LSTM policy over any list of categorical decisions
     PPO           trains a Controller from rewards
 and the adapter to keras-tuner:
-    PPOOracle, RandomOracle, make_oracle("ppo" | "random", space, **kw)
+    PPOOracle, RandomOracle, EvolutionOracle, make_oracle("evolution" | "ppo" | "random", space, **kw)
 
 Names are resolved on first use, so importing one part (e.g. `SearchSpace` for a command
 line's argument checks) does not build the others.
@@ -21,6 +21,7 @@ _EXPORTS = {
     "PPO": "tuner.ppo",
     "PPOOracle": "tuner.oracles",
     "RandomOracle": "tuner.oracles",
+    "EvolutionOracle": "tuner.evolution",
     "make_oracle": "tuner.oracles",
     "STRATEGIES": "tuner.oracles",
 }

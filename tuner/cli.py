@@ -48,7 +48,20 @@ def register(subparsers) -> argparse.ArgumentParser:
     data.add_argument("--image-size", type=int, default=None, help="resize images to this size (proxy runs)")
 
     search = parser.add_argument_group("search")
-    search.add_argument("--strategy", default="ppo", help="ppo (the paper's controller) or random (its baseline)")
+    search.add_argument("--strategy", default="evolution",
+                        help="evolution (regularized evolution; the default: best at 100-500 children on "
+                             "NAS-Bench-Graph, docs/search_strategies.md), ppo (the paper's controller) or random")
+    search.add_argument("--preset", default="default", choices=("default", "paper"),
+                        help="strategy settings: 'default' (chosen for 100-500 children) or 'paper'")
+    search.add_argument("--population-size", type=int, default=None, help="evolution: P (default 20, paper 100)")
+    search.add_argument("--sample-size", type=int, default=None, help="evolution: tournament size S (default 5)")
+    search.add_argument("--target-mult-adds", type=float, default=None,
+                        help="hardware-aware reward: accuracy x (Mult-Adds / target)^w, Mult-Adds of the final "
+                             "model (--final-cells, --final-filters) counted without training")
+    search.add_argument("--target-params", type=float, default=None, help="the same with the final model's parameters")
+    search.add_argument("--cost-weight", type=float, default=-0.07, help="w of the cost-aware reward (MnasNet: -0.07)")
+    search.add_argument("--final-cells", type=int, default=6, help="N of the final model for the cost (default 6)")
+    search.add_argument("--final-filters", type=int, default=32, help="F of the final model for the cost (default 32)")
     search.add_argument("--max-trials", type=int, default=100,
                         help="children to sample in total, including earlier runs in --directory "
                              "(paper: 20,000); default 100")
@@ -142,10 +155,11 @@ def run_search(args) -> int:
         image_size=args.image_size, run_eagerly={"auto": "auto", "yes": True, "no": False}[args.run_eagerly],
     )
     space = SearchSpace(num_blocks=args.num_blocks)
-    # None leaves PPO's own defaults; make_oracle refuses PPO options for other strategies.
-    oracle = make_oracle(args.strategy, space, max_trials=args.max_trials, seed=args.seed,
+    # None leaves each strategy's own defaults; make_oracle refuses the options of another strategy.
+    oracle = make_oracle(args.strategy, space, preset=args.preset, max_trials=args.max_trials, seed=args.seed,
                          max_consecutive_failed_trials=args.max_failures, max_retries_per_trial=max_retries,
-                         batch_size=args.controller_batch, learning_rate=args.controller_lr)
+                         batch_size=args.controller_batch, learning_rate=args.controller_lr,
+                         population_size=args.population_size, sample_size=args.sample_size)
     run_info = {"dataset": args.dataset, "validation_size": args.validation_size, "subset": args.subset,
                 "seed": args.seed}
     split = {}
@@ -161,10 +175,18 @@ def run_search(args) -> int:
 
     # Before the tuner touches --directory, so a missing dataset fails fast and leaves nothing.
     train, validation = (None, None) if is_chief_oracle() else search_data()
+    cost_target = None
+    if args.target_mult_adds is not None or args.target_params is not None:
+        from tuner.cost import CostTarget
+
+        cost_target = CostTarget(mult_adds=args.target_mult_adds, params=args.target_params, weight=args.cost_weight,
+                                 final_cells=args.final_cells, final_filters=args.final_filters,
+                                 image_size=args.image_size or info.image_shape[0] or 224,
+                                 channels=info.image_shape[2], classes=info.num_classes)
     try:
         tuner = NASTuner(oracle, config, search_space=space, strategy=args.strategy, run_info=run_info,
                          fit_verbose=args.verbose, directory=args.directory, overwrite=args.overwrite,
-                         distributed=distributed)
+                         distributed=distributed, cost_target=cost_target)
     except protocol.ChiefUnavailableError as error:
         print(f"nasnet search: error: {error}", file=sys.stderr)
         return 1

@@ -59,6 +59,11 @@ from nasnet_keras.checks import check_choice
 from tuner import keras_tuner_internals as internals
 from tuner.controller import Controller
 from tuner.ppo import PPO, PPO_OPTIONS
+from tuner.categorical import check_space as _check_space
+from tuner.categorical import check_stored_space as _check_stored_space
+from tuner.categorical import default_objective as _default_objective
+from tuner.evolution import EvolutionOracle
+from tuner.reward_cache import RewardCacheMixin
 from tuner.space import SearchSpace
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
@@ -71,32 +76,7 @@ SPACE_KEY = "search_space"
 DEFAULT_MAX_TRIALS = 20000
 
 
-def _default_objective(objective):
-    return keras_tuner.Objective("val_accuracy", "max") if objective is None else objective
-
-
-def _check_space(search_space, kwargs: dict, owner: str) -> SearchSpace:
-    """Validate the space; the oracle's hyperparameters always come from it, never from kwargs."""
-    if not isinstance(search_space, SearchSpace):
-        raise ValueError(f"`search_space` must be a tuner.space.SearchSpace. Received: {type(search_space).__name__}")
-    if "hyperparameters" in kwargs:
-        raise ValueError(
-            f"{owner} builds its hyperparameters from `search_space`; do not pass `hyperparameters`. "
-            f"Received: hyperparameters={kwargs['hyperparameters']!r}"
-        )
-    return search_space
-
-
-def _check_stored_space(search_space: SearchSpace, stored: dict, where: str) -> None:
-    if stored != search_space.to_dict():
-        raise ValueError(
-            f"{where} was written for search space {stored}, but this oracle searches "
-            f"{search_space.to_dict()}. Resume with the same space, or start a new project "
-            "(overwrite=True or another project name)"
-        )
-
-
-class PPOOracle(keras_tuner.Oracle):
+class PPOOracle(RewardCacheMixin, keras_tuner.Oracle):
     """The paper's search strategy: an LSTM controller trained with PPO (App. A.2-A.3).
 
     Args:
@@ -163,12 +143,18 @@ class PPOOracle(keras_tuner.Oracle):
         self.num_sampled += 1
         return self.queue.pop(0)
 
-    def populate_space(self, trial_id):
+    def _propose(self, trial_id):  # RewardCacheMixin.populate_space answers known rewards first
         if self.max_trials and len(self.trials) >= self.max_trials:
             return {"status": TrialStatus.STOPPED, "values": None}
         sample = self._draw()
         self.pending[trial_id] = {**sample, "num_updates": self.ppo.num_updates}
         return {"status": TrialStatus.RUNNING, "values": self.search_space.from_indices(sample["indices"])}
+
+    def _detach_sample(self, trial_id):
+        return self.pending.pop(trial_id)
+
+    def _feed_cached(self, record, score):
+        self.ppo.observe(record["indices"], record["log_prob"], self._reward(score))
 
     def score_trial(self, trial):
         """keras-tuner's score, with a missing, None or infinite score turned into NaN.
@@ -306,7 +292,7 @@ class PPOOracle(keras_tuner.Oracle):
         return changed
 
 
-class RandomOracle(RandomSearchOracle):
+class RandomOracle(RewardCacheMixin, RandomSearchOracle):
     """The paper's baseline: every decision drawn uniformly (Sec. 4.4, Fig. 6).
 
     keras-tuner's `RandomSearchOracle` over `search_space.hyperparameters()`: each
@@ -327,6 +313,15 @@ class RandomOracle(RandomSearchOracle):
             **kwargs,
         )
 
+    def _propose(self, trial_id):
+        return RandomSearchOracle.populate_space(self, trial_id)
+
+    def _detach_sample(self, trial_id):
+        return {}
+
+    def _feed_cached(self, record, score):
+        pass  # random search learns nothing from rewards
+
     def get_state(self):
         state = super().get_state()
         state[SPACE_KEY] = self.search_space.to_dict()
@@ -338,25 +333,32 @@ class RandomOracle(RandomSearchOracle):
             _check_stored_space(self.search_space, state[SPACE_KEY], "oracle.json")
 
 
-STRATEGIES = {"ppo": PPOOracle, "random": RandomOracle}
-# Options of the PPO controller that mean nothing to other strategies.
-_PPO_ONLY = PPO_OPTIONS + ("units",)
+STRATEGIES = {"ppo": PPOOracle, "random": RandomOracle, "evolution": EvolutionOracle}
+# Options that configure one strategy and mean nothing to the others.
+STRATEGY_OPTIONS = {"ppo": PPO_OPTIONS + ("units",), "evolution": ("population_size", "sample_size"), "random": ()}
+_OPTION_FLAGS = {"batch_size": "--controller-batch", "learning_rate": "--controller-lr",
+                 "population_size": "--population-size", "sample_size": "--sample-size"}
 
 
-def make_oracle(strategy: str, search_space: SearchSpace, **kwargs) -> keras_tuner.Oracle:
-    """Build the oracle of a search strategy: "ppo" (the paper's) or "random" (its baseline).
+def make_oracle(strategy: str, search_space: SearchSpace, preset: str = "default", **kwargs) -> keras_tuner.Oracle:
+    """Build the oracle of a search strategy: "evolution" (the default), "ppo" (the paper's) or "random".
 
     Options given as None are left at their defaults, so a command line can pass its
-    optional arguments through unchanged. PPO options given a value with strategy
-    "random" are an error rather than silently ignored.
+    optional arguments through unchanged. `preset` names a settings table of
+    `tuner.presets` ("default": chosen for 100-500 children; "paper": the paper's); options
+    given explicitly override it. Options of another strategy (PPO's for "random", evolution's
+    for "ppo", ...) are an error rather than silently ignored.
     """
     check_choice("strategy", strategy, STRATEGIES, hint=" (the search strategy)")
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    if strategy == "random":
-        ignored = [k for k in _PPO_ONLY if k in kwargs]
-        if ignored:
-            raise ValueError(
-                f"Options {ignored} configure the PPO controller and mean nothing for strategy 'random'. "
-                f"Received: {', '.join(f'{k}={kwargs[k]!r}' for k in ignored)}"
-            )
+    from tuner.presets import preset_settings
+
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    for other, options in STRATEGY_OPTIONS.items():
+        misplaced = [k for k in options if k in given and other != strategy]
+        if misplaced:
+            named = ", ".join(f"{k}={given[k]!r}" + (f" ({_OPTION_FLAGS[k]})" if k in _OPTION_FLAGS else "")
+                              for k in misplaced)
+            raise ValueError(f"Options {misplaced} configure {other} and mean nothing for strategy {strategy!r}. "
+                             f"Received: {named}")
+    kwargs = {**preset_settings(strategy, preset), **given}
     return STRATEGIES[strategy](search_space, **kwargs)

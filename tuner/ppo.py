@@ -167,6 +167,7 @@ class PPO:
         batch_size: int = 20,
         clip: float = 0.2,
         epochs: int = 10,
+        normalize_advantages: bool = False,
     ):
         if not isinstance(controller, Controller):
             raise ValueError(f"`controller` must be a tuner.controller.Controller. Received: {type(controller).__name__}")
@@ -178,6 +179,11 @@ class PPO:
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.clip = check_number("clip", clip, minimum=0, exclusive_minimum=True)
         self.epochs = check_int("epochs", epochs, minimum=1)
+        if not isinstance(normalize_advantages, bool):
+            raise ValueError(f"`normalize_advantages` must be True or False. Received: {normalize_advantages!r}")
+        # Scale each batch's advantages to zero mean, unit spread (as PPO implementations do):
+        # accuracy differences of a few points otherwise give steps too small to move the policy.
+        self.normalize_advantages = normalize_advantages
         self.optimizer = Adam(controller.trainable_variables, learning_rate)
 
         self.baseline: float | None = None
@@ -196,6 +202,8 @@ class PPO:
         decisions = np.array([entry["decisions"] for entry in self.buffer], dtype=np.int32)
         old_log_prob = np.array([entry["old_log_prob"] for entry in self.buffer], dtype=np.float32)
         advantage = np.array([entry["advantage"] for entry in self.buffer], dtype=np.float32)
+        if self.normalize_advantages and len(advantage) > 1:
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
         weights = tuple(self.controller.trainable_variables)
         batch = (tf.constant(decisions), tf.constant(old_log_prob), tf.constant(advantage))
         loss_hp = tf.constant([self.clip, self.entropy_weight], tf.float32)

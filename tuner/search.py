@@ -39,7 +39,9 @@ from tuner.children import ChildConfig, ChildFailedError, train_child
 from tuner.distributed import DistributedConfig
 from tuner.distributed import role as distributed_role
 from tuner.keras_tuner_internals import is_distributed_worker
+from tuner.reward_cache import recipe_fingerprint
 from tuner.space import SearchSpace
+from tuner.tensorboard_logging import SearchBoard
 
 BEST_GENOTYPE_FILE = "best_genotype.json"
 BEST_CELLS_FILE = "best_cells.png"
@@ -85,6 +87,7 @@ class NASTuner(keras_tuner.Tuner):
         project_name: str | None = None,
         overwrite: bool = False,
         distributed=None,
+        cost_target=None,
         **kwargs,
     ):
         search_space = search_space if search_space is not None else getattr(oracle, "search_space", None)
@@ -106,6 +109,10 @@ class NASTuner(keras_tuner.Tuner):
             "child_config": child_config.to_dict(),
             "run": dict(run_info or {}),
         }
+        # Hardware-aware reward (tuner.cost): part of the recipe, so a resume must match it.
+        self.cost_target = cost_target
+        if cost_target is not None:
+            self.search_config["run"]["cost_target"] = cost_target.to_dict()
         directory = directory or "."
         project_name = project_name or self.strategy
         # Distributed search (tuner.distributed): the chief claims the directory first.
@@ -117,6 +124,8 @@ class NASTuner(keras_tuner.Tuner):
         self._trial_genotypes: dict[str, Genotype] = {}
         self._trial_scores: dict[str, float] = {}  # a worker's `trial` copy does not see its metrics
         self.report: dict[str, str] = {}
+        if hasattr(oracle, "set_recipe"):  # before keras-tuner may start serving the oracle (chief)
+            oracle.set_recipe(recipe_fingerprint(self.search_config))
         super().__init__(
             oracle=oracle, hypermodel=None, directory=directory, project_name=project_name,
             overwrite=overwrite, **kwargs,
@@ -132,6 +141,8 @@ class NASTuner(keras_tuner.Tuner):
         """What a worker must share with its chief: the search settings but the execution mode."""
         child = {k: v for k, v in self.search_config["child_config"].items() if k != "run_eagerly"}
         return {**self.search_config, "child_config": child}
+        self.board = SearchBoard(self.project_dir, search_space, self.oracle.objective.name)
+        self._trial_params: dict[str, float] = {}
 
     def _check_resume(self, project_dir: str) -> None:
         stored = history.read_search_config(project_dir)
@@ -166,6 +177,9 @@ class NASTuner(keras_tuner.Tuner):
         else:
             super().search(train, validation, verbose=verbose)
         if not is_distributed_worker():
+            if hasattr(self.oracle, "num_cache_hits"):
+                self.log(f"Search done: {len(self.oracle.trials)} children trained, "
+                         f"{self.oracle.num_cache_hits} rewards from the cache (repeats not trained again)")
             self.report = self.write_report()
         return self.report
 
@@ -173,9 +187,16 @@ class NASTuner(keras_tuner.Tuner):
         genotype = self.search_space.decode(trial.hyperparameters.values)
         self._trial_genotypes[trial.trial_id] = genotype
         genotype.save(os.path.join(self.get_trial_dir(trial.trial_id), GENOTYPE_FILE))
-        result = train_child(genotype, train, validation, self.child_config, verbose=self.fit_verbose)
+        cost = self.cost_target.final_cost(genotype) if self.cost_target is not None else None
+        result = train_child(genotype, train, validation, self.child_config, verbose=self.fit_verbose,
+                             callbacks=self.board.child_callbacks(trial.trial_id))
         self._trial_scores[trial.trial_id] = result.accuracy
-        return result.metrics(self.oracle.objective.name)
+        self._trial_params[trial.trial_id] = result.params
+        metrics = result.metrics(self.oracle.objective.name)
+        if cost is not None:  # the objective becomes accuracy x (cost / target)^w
+            metrics.update(cost, accuracy=result.accuracy)
+            metrics[self.oracle.objective.name] = self.cost_target.reward(result.accuracy, cost)
+        return metrics
 
     def on_trial_begin(self, trial):
         self._trial_started[trial.trial_id] = time.perf_counter()
@@ -202,6 +223,8 @@ class NASTuner(keras_tuner.Tuner):
         parts.append(status if reason is None else f"{status} ({reason})")
         self.log(" | ".join(parts))
         super().on_trial_end(trial)  # the oracle scores it (and may stop after repeated failures)
+        self.board.trial_end(self.oracle, trial.trial_id, trial.hyperparameters.values,
+                             genotype.id if genotype else None, score, self._trial_params.pop(trial.trial_id, None))
 
     @staticmethod
     def _failure_reason(trial) -> str:

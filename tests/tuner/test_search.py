@@ -188,3 +188,67 @@ def test_keras_tuner_distributed_mode_chief_and_worker(tmp_path):
     assert [r.status for r in records] == ["COMPLETED", "COMPLETED"]
     assert Genotype.load(str(directory / "ppo" / search.BEST_GENOTYPE_FILE)).num_blocks == 1
     assert_png(str(directory / "search_curve.png"))
+
+
+def _events(run_dir):
+    """(tag, plugin, value or None) of every summary in the event files under `run_dir`."""
+    import glob
+
+    import tensorflow as tf
+
+    found = []
+    for path in glob.glob(os.path.join(run_dir, "**", "events.out.tfevents.*"), recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                array = tf.make_ndarray(value.tensor) if value.HasField("tensor") else None
+                number = float(array) if array is not None and array.size == 1 and array.dtype.kind == "f" else None
+                found.append((value.tag, value.metadata.plugin_data.plugin_name, number, event.step))
+    return found
+
+
+def test_tensorboard_logs_of_the_search(searched):
+    """The event files hold the search run's scalars, the PPO statistics and the HParams sessions."""
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    tuner, _, _, directory = searched
+    root = os.path.join(tuner.project_dir, "tensorboard")
+    search_tags = {tag for tag, *_ in _events(os.path.join(root, "search"))}
+    assert {"search/score", "search/best_so_far", "search/cache_hits"} <= search_tags
+    # batch_size=2: the two completed children made one PPO update.
+    assert {f"controller/{k}" for k in ("mean_reward", "baseline", "entropy", "approx_kl", "clip_fraction")} <= search_tags
+    best = [v for tag, _, v, _ in _events(os.path.join(root, "search")) if tag == "search/best_so_far"]
+    assert best == sorted(best) and best[-1] == pytest.approx(tuner.best_genotypes(1)[0][1], abs=1e-6)
+    # HParams: one session per completed trial, with its metrics...
+    completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+    sessions = {name: {tag: v for tag, _, v, _ in _events(os.path.join(root, "hparams", name))}
+                for name in os.listdir(os.path.join(root, "hparams")) if name.startswith("trial_")}
+    assert set(sessions) == {f"trial_{t.trial_id}" for t in completed} and len(completed) >= 2
+    for trial in completed:
+        metrics = sessions[f"trial_{trial.trial_id}"]
+        assert metrics["val_accuracy"] == pytest.approx(trial.score, abs=1e-6)
+        assert metrics["params"] > 0 and metrics["mult_adds"] > 0
+        assert hparams_metadata.SESSION_START_INFO_TAG in metrics
+    # ... and the decisions and genotype id as its hyperparameters.
+    import tensorflow as tf
+
+    start_infos = []
+    for path in glob_events(os.path.join(root, "hparams")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == hparams_metadata.SESSION_START_INFO_TAG:
+                    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                    start_infos.append(data.session_start_info)
+    assert len(start_infos) == len(completed)
+    for info in start_infos:
+        assert set(SPACE.names) | {"genotype_id"} == set(info.hparams)
+        assert len(info.hparams["genotype_id"].string_value) == 10
+    # Each child's own Keras curves.
+    children_dirs = os.listdir(os.path.join(root, "children"))
+    assert {f"trial_{t.trial_id}" for t in completed} <= set(children_dirs)
+
+
+def glob_events(run_dir):
+    import glob
+
+    return glob.glob(os.path.join(run_dir, "**", "events.out.tfevents.*"), recursive=True)

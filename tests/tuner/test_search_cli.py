@@ -51,12 +51,13 @@ def test_search_command_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--strategy", "evolution"], "`--strategy` must be one of 'ppo', 'random'. Received: --strategy='evolution'"),
+        (["--strategy", "bayesian"], "`--strategy` must be one of 'ppo', 'random', 'evolution'. Received: --strategy='bayesian'"),
+        (["--strategy", "ppo", "--population-size", "5"], "configure evolution"),
         (["--dataset", "imagenet21k"], "Unknown dataset 'imagenet21k'. Known datasets: cifar10"),
         (["--genotype", "{missing}"], "no such file"),
         (["--genotype", "{invalid}"], "invalid genotype JSON"),
         (["--max-trials", "-1"], "`--max-trials` must be an integer >= 0. Received: --max-trials=-1"),
-        (["--strategy", "random", "--controller-batch", "5"], "configure the PPO controller"),
+        (["--strategy", "random", "--controller-batch", "5"], "configure ppo and mean nothing for strategy"),
         (["--dataset", "cifar10", "--data-dir", "{empty}", "--no-download"], "Routes tried:"),
     ],
 )
@@ -91,7 +92,7 @@ def test_search_and_demo_are_registered(capsys):
         cli.main(["search", "--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--strategy", "--max-trials", "--epochs", "--filters", "--directory", "--overwrite", "--top-k",
+    for flag in ("--strategy", "--preset", "--population-size", "--sample-size", "--max-trials", "--epochs", "--filters", "--directory", "--overwrite", "--top-k",
                  "--final-epochs", "--subset", "--validation-size", "--batch-size", "--image-size", "--genotype"):
         assert flag in out
     with pytest.raises(SystemExit):
