@@ -32,29 +32,33 @@ def register(subparsers) -> None:
     parser.add_argument("--top-k", type=int, default=5, help="classes returned by the serving signatures (default: 5)")
     parser.add_argument("--ema", choices=sorted(EMA_CHOICES), default="auto",
                         help="export the optimizer's moving averages (default auto: when the model has them)")
+    from savedmodels import deploy_cli
+
+    deploy_cli.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from savedmodels import model_card, sources
-    from savedmodels.exporter import export
+    from savedmodels import deploy_cli, model_card, sources
 
     class_names = model_card.read_class_names(args.class_names) if args.class_names else None
     model, variant = sources.load(
         args.model, weights=args.weights, variant=args.variant, overrides=sources.parse_overrides(args.overrides)
     )
-    result = export(
+    result = deploy_cli.export(
+        args,
         model,
         args.out,
         version=args.version,
         overwrite=args.overwrite,
-        kind="backbone" if args.backbone else "auto",
         class_names=class_names,
-        top_k=args.top_k,
         ema=EMA_CHOICES[args.ema],
         variant=variant,
         source=args.model,
+        saved_model_options=dict(kind="backbone" if args.backbone else "auto", top_k=args.top_k),
     )
+    if args.format != "saved_model":
+        return 0
     card = result.card
     print(f"exported {card['kind']} {card['name']!r} ({card['weights']} weights, {card['params']:,} params) "
           f"to {result.path}")
