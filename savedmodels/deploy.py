@@ -96,7 +96,7 @@ def export(
     if saved_model_options:
         raise ValueError(f"Options {sorted(saved_model_options)} apply to format 'saved_model' only. "
                          f"Received: format={fmt.name!r}")
-    formats.require_all(fmt)  # before any work: a missing runtime is reported first
+    formats.require_export(fmt)  # before any work: a missing runtime is reported first
 
     from nasnet_keras.fileio import atomic_directory
     from savedmodels import ema as ema_lib

@@ -32,18 +32,22 @@ class Format:
     suffix: str | None  # how `nasnet predict` recognises a bare model file
     runtime: str  # what runs it, for messages and the model card
     extra: str | None  # the setup.py extra that installs the runtime (None: a core dependency)
-    modules: tuple[str, ...]  # the Python modules export and inference import
+    export_modules: tuple[str, ...]  # what the conversion imports (besides TensorFlow and Keras)
+    runtime_module: str  # what running the file imports
     quantizations: tuple[str, ...]  # accepted --quantize values besides "none"
 
 
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("saved_model", None, None, "TensorFlow / TF Serving", None, ("tensorflow",), ()),
-        Format("onnx", "model.onnx", ".onnx", "ONNX Runtime", "onnx", ("tf2onnx", "onnx", "onnxruntime"), ("int8",)),
-        Format("litert", "model.tflite", ".tflite", "LiteRT (ai-edge-litert)", "litert", ("ai_edge_litert",),
-               ("int8", "float16")),
-        Format("openvino", "model.xml", ".xml", "OpenVINO", "openvino", ("openvino",), ()),
+        Format("saved_model", None, None, "TensorFlow / TF Serving", None, (), "tensorflow", ()),
+        # onnxruntime at export too: int8 quantization is its tool, and a file nobody can run is no export
+        Format("onnx", "model.onnx", ".onnx", "ONNX Runtime", "onnx", ("tf2onnx", "onnx", "onnxruntime"),
+               "onnxruntime", ("int8",)),
+        # the TFLite converter is part of TensorFlow; the runtime is ai-edge-litert
+        Format("litert", "model.tflite", ".tflite", "LiteRT (ai-edge-litert)", "litert", (),
+               "ai_edge_litert.interpreter", ("int8", "float16")),
+        Format("openvino", "model.xml", ".xml", "OpenVINO", "openvino", ("openvino",), "openvino", ()),
     )
 }
 DEFAULT_FORMAT = "saved_model"
@@ -79,8 +83,8 @@ def install_hint(fmt: Format) -> str:
 
 
 def require(fmt: Format, module: str | None = None):
-    """Import one of `fmt`'s runtime modules (the first by default), or raise MissingExtraError."""
-    module = module or fmt.modules[0]
+    """Import `module` (default: `fmt`'s runtime) for `fmt`, or raise MissingExtraError naming the extra."""
+    module = module or fmt.runtime_module
     try:
         return importlib.import_module(module)
     except ImportError as error:
@@ -90,9 +94,9 @@ def require(fmt: Format, module: str | None = None):
         ) from error
 
 
-def require_all(fmt: Format) -> None:
-    """Import every module `fmt` needs, so an export fails before any work when one is missing."""
-    for module in fmt.modules:
+def require_export(fmt: Format) -> None:
+    """Import every module `fmt`'s conversion needs, so an export fails before any work when one is missing."""
+    for module in fmt.export_modules:
         require(fmt, module)
 
 

@@ -82,7 +82,7 @@ class OnnxRunner(Runner):
 
     def __init__(self, path, card, threads: int | None = None):
         super().__init__(path, card)
-        ort = formats.require(formats.FORMATS["onnx"], "onnxruntime")
+        ort = formats.require(formats.FORMATS["onnx"])
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or _threads()
         self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
@@ -100,7 +100,7 @@ class LiteRTRunner(Runner):
 
     def __init__(self, path, card, threads: int | None = None):
         super().__init__(path, card)
-        interpreter = formats.require(formats.FORMATS["litert"], "ai_edge_litert.interpreter")
+        interpreter = formats.require(formats.FORMATS["litert"])
         self._interpreter = interpreter.Interpreter(model_path=path, num_threads=threads or _threads())
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]["index"]
@@ -129,7 +129,8 @@ class OpenVINORunner(Runner):
         core = ov.Core()
         config = {} if precision == "default" else {"INFERENCE_PRECISION_HINT": precision}
         self._compiled = core.compile_model(path, "CPU", config)
-        self.precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+        hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)  # "f32", "bf16"
         shape = self._compiled.input(0).get_partial_shape()
         if self.input_size is None and shape[1].is_static and shape[2].is_static:
             self.input_size = (shape[1].get_length(), shape[2].get_length())
