@@ -104,6 +104,11 @@ def load(source, size: tuple[int, int], samples: int = DEFAULT_SAMPLES, data_dir
         name = os.fspath(sources[0])
         images, _ = dataset_images(name, size, samples, data_dir=data_dir)
         return images, {"dataset": name, "split": f"train[:{len(images)}]", "images": int(len(images))}
+    if len(sources) == 1 and not os.path.exists(os.fspath(sources[0])):
+        raise ValueError(
+            f"Calibration data {os.fspath(sources[0])!r} is neither a dataset ({', '.join(CATALOG)}) nor an "
+            "image file or directory"
+        )
     files = image_files(sources)
     if not files:
         raise ValueError(f"No calibration images in {sources!r}")

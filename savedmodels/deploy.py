@@ -98,7 +98,7 @@ def export(
                          f"Received: format={fmt.name!r}")
     formats.require_export(fmt)  # before any work: a missing runtime is reported first
 
-    from nasnet_keras.fileio import atomic_directory
+    from nasnet_keras.fileio import atomic_directory, remove_stale_partials
     from savedmodels import ema as ema_lib
     from savedmodels import introspect
     from savedmodels.exporter import _resolve_version, next_version
@@ -109,6 +109,7 @@ def export(
     directory = os.path.abspath(os.fspath(directory))
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise ValueError(f"The export directory {directory!r} exists and is not a directory")
+    remove_stale_partials(directory)  # what an export killed earlier left behind (never a live writer's)
     version = _resolve_version(directory, version)
     final = os.path.join(directory, str(version))
     if os.path.exists(final) and not overwrite:

@@ -27,7 +27,7 @@ def predict(model: str, images: list[str], *, k: int = 5, precision: str = "f32"
     check_int("top_k", k, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
     runner = runtimes.load(model, precision=precision)
-    if (runner.card or {}).get("kind") == "features":
+    if not runner.has_classes:
         raise ValueError(f"{model!r} is a feature extractor (no classifier head); it has no classes to predict")
     files = calibration.image_files(images)
     names = runner.class_names

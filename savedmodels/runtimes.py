@@ -42,6 +42,11 @@ class Runner:
             self.input_size = tuple(card["input_size"][:2])
 
     @property
+    def has_classes(self) -> bool:
+        """False for a model without a classifier head (its output is pooled features)."""
+        return (self.card or {}).get("kind") != "features"
+
+    @property
     def class_names(self) -> list[str] | None:
         return (self.card or {}).get("class_names")
 
@@ -72,6 +77,10 @@ class SavedModelRunner(Runner):
         spec = self._fn.structured_input_signature[1][sigs.IMAGES_INPUT]
         self.input_size = self.input_size or tuple(spec.shape[1:3])
         self._key = "probabilities" if "probabilities" in self._fn.structured_outputs else "features"
+
+    @property
+    def has_classes(self) -> bool:
+        return self._key == "probabilities"
 
     def _run(self, images):
         return self._fn(images=self._tf.constant(images))[self._key].numpy()

@@ -15,7 +15,8 @@ PARITY_TOLERANCE = 1e-4
 SEARCHED_BLOCKS = dict(
     normal=[(0, 1, "sep_conv_3x3", "identity"), (0, 2, "avg_pool_3x3", "max_pool_3x3", "concat"),
             (1, 2, "dil_conv_3x3", "sep_conv_5x5")],
-    reduction=[(0, 1, "sep_conv_5x5", "max_pool_3x3"), (2, 1, "conv_1x1", "identity")],
+    reduction=[(0, 1, "sep_conv_5x5", "max_pool_3x3"), (2, 1, "conv_1x1", "identity"),
+               (0, 3, "conv_1x7_7x1", "avg_pool_3x3")],
 )
 
 

@@ -39,7 +39,8 @@ def test_quantization_arguments(searched, tmp_path):
     with pytest.raises(ValueError, match=r"`calibration_samples` must be an integer >= 1. Received: calibration_samples=0"):
         deploy.export(searched, str(tmp_path / "m"), format="onnx", quantize="int8", calibration_data="fashion_mnist",
                       calibration_samples=0)
-    with pytest.raises(ValueError, match=r"Image file not found: '.*no_such_dir'"):
+    with pytest.raises(ValueError, match=r"'.*no_such_dir' is neither a dataset \(cifar10, .*fashion_mnist.*\) nor an "
+                                         r"image file or directory"):
         deploy.export(searched, str(tmp_path / "m"), format="onnx", quantize="int8",
                       calibration_data=str(tmp_path / "no_such_dir"))
     assert not os.path.exists(tmp_path / "m")
