@@ -3,7 +3,8 @@
     python benchmarks/deploy_agreement.py                          # train, export, measure
     python benchmarks/deploy_agreement.py --model runs/fmnist.keras  # reuse a trained model
 
-A small NASNet-A (CIFAR skeleton, N = 1, F = 16, 28x28x3) is trained for `--epochs` on
+A small NASNet-A (CIFAR skeleton, N = 1, F = 8, 28x28x3: small enough to train on a
+shared 2-core CPU in minutes) is trained for `--epochs` on the first `--train-images` of
 Fashion-MNIST's training split (read offline through `nasnet_keras.data`; gray repeated to
 RGB), then exported to every format, fp32 and quantized; int8 is calibrated on
 `--calibration` images of the *training* split. Every export then classifies the whole
@@ -46,7 +47,7 @@ def train(train_images: int, epochs: int, batch_size: int, seed: int = 0):
 
     keras.utils.set_random_seed(seed)
     images, labels = calibration.dataset_images("fashion_mnist", SIZE, train_images, split="train")
-    model = nasnet_keras.NASNetCIFAR(input_shape=SIZE + (3,), filters=16, num_blocks=1, classes=10,
+    model = nasnet_keras.NASNetCIFAR(input_shape=SIZE + (3,), filters=8, num_blocks=1, classes=10,
                                      name="fmnist_nasnet")
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -58,8 +59,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="a trained .keras file (skips training)")
     parser.add_argument("--save-model", default=None, help="save the trained model here (.keras)")
-    parser.add_argument("--train-images", type=int, default=60_000)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--train-images", type=int, default=12_000)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--test-images", type=int, default=10_000)
     parser.add_argument("--calibration", type=int, default=200)
