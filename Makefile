@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,onnx,litert,openvino]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -27,6 +27,12 @@ setup(
         # The tf_keras side (hub.KerasLayer fine-tuning, Model Garden) lives only here.
         "hub": ["tensorflow-hub>=0.16", "tf-keras~=2.20.0"],
         "detection": ["tf-models-official==2.20.0", "tensorflow-hub>=0.16", "tf-keras~=2.20.0"],
+        # Deployment runtimes (`nasnet export --format ...`, `nasnet predict`), one extra each. Checked together
+        # with tensorflow 2.20 / protobuf 7 / numpy 2.4: tf2onnx 1.17, onnx 1.23, onnxruntime 1.32,
+        # ai-edge-litert 2.3, openvino 2026.4.
+        "onnx": ["tf2onnx>=1.17", "onnx>=1.17", "onnxruntime>=1.20"],
+        "litert": ["ai-edge-litert>=2.0"],
+        "openvino": ["openvino>=2025.1"],
         "test": [
             "pytest",
             "scikit-image",
@@ -44,6 +50,7 @@ setup(
             "train = nasnet_keras.training.cli:register",
             "search = tuner.cli:register",
             "export = savedmodels.cli:register",
+            "predict = savedmodels.predict:register",
             "demo = nasnet_demo:register",
         ],
     },

@@ -36,32 +36,35 @@ def register(subparsers) -> None:
                         help="what the network was trained on: scale (x / 127.5 - 1; keras.applications, the "
                              "ImageNet recipe; default) or standardize (per-image whitening; the CIFAR recipe, "
                              "search children, the demo)")
+    from savedmodels import deploy_cli
+
+    deploy_cli.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from savedmodels import model_card
     from nasnet_keras.overrides import parse_overrides
-    from savedmodels import model_resolver
-    from savedmodels.exporter import export
+    from savedmodels import deploy_cli, model_card, model_resolver
 
     class_names = model_card.read_class_names(args.class_names) if args.class_names else None
     model, variant = model_resolver.load(
         args.model, weights=args.weights, variant=args.variant, overrides=parse_overrides(args.overrides)
     )
-    result = export(
+    result = deploy_cli.export(
+        args,
         model,
         args.out,
         version=args.version,
         overwrite=args.overwrite,
-        kind="backbone" if args.backbone else "auto",
         class_names=class_names,
-        top_k=args.top_k,
         ema=EMA_CHOICES[args.ema],
         variant=variant,
         source=args.model,
         preprocessing=args.preprocessing,
+        saved_model_options=dict(kind="backbone" if args.backbone else "auto", top_k=args.top_k),
     )
+    if args.format != "saved_model":
+        return 0
     card = result.card
     print(f"exported {card['kind']} {card['name']!r} ({card['weights']} weights, {card['params']:,} params) "
           f"to {result.path}")
