@@ -135,14 +135,14 @@ class NASTuner(keras_tuner.Tuner):
         else:
             write_json(os.path.join(self.project_dir, history.SEARCH_CONFIG_FILE), self.search_config,
                        sort_keys=True)
+        self.board = SearchBoard(self.project_dir, search_space, self.oracle.objective.name)
+        self._trial_params: dict[str, float] = {}
 
     @property
     def distributed_settings(self) -> dict[str, Any]:
         """What a worker must share with its chief: the search settings but the execution mode."""
         child = {k: v for k, v in self.search_config["child_config"].items() if k != "run_eagerly"}
         return {**self.search_config, "child_config": child}
-        self.board = SearchBoard(self.project_dir, search_space, self.oracle.objective.name)
-        self._trial_params: dict[str, float] = {}
 
     def _check_resume(self, project_dir: str) -> None:
         stored = history.read_search_config(project_dir)
