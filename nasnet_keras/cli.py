@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     "tuner.cli",
     "nasnet_keras.training.cli",
     "savedmodels.cli",
+    "savedmodels.detection.cli",
 )
 
 

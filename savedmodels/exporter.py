@@ -44,6 +44,7 @@ def export(
     ema="auto",
     variant: str | None = None,
     source: str | None = None,
+    frozen_batchnorm: bool = False,
 ) -> ExportResult:
     """Export a NASNet Keras model to `directory/<version>/` (TF Serving layout).
 
@@ -59,6 +60,9 @@ def export(
         ema: export the optimizer's moving averages: "auto" (if the model's optimizer has
             them), True (required) or False (raw weights).
         variant, source: what the model is and where it came from, for the model card.
+        frozen_batchnorm: `__call__(training=True)` normalises with the moving statistics and
+            leaves them unchanged (scale/offset still train): for fine-tuning with batches
+            too small for batch statistics, such as detection's (see reusable.py).
 
     Returns:
         ExportResult with the version directory, the version and the model card.
@@ -95,12 +99,13 @@ def export(
     try:
         os.chmod(partial, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the version from other users
         with ema_lib.swapped_in(averages):
-            signature_specs = _write_savedmodel(facts, kind, top_k, partial)
+            signature_specs = _write_savedmodel(facts, kind, top_k, partial, frozen_batchnorm=bool(frozen_batchnorm))
         weights = "raw" if averages is None else "ema"
         card = model_card.build(
             facts, kind, signature_specs, variant=variant, class_names=class_names, top_k=top_k,
             weights=weights, source=source,
         )
+        card["frozen_batchnorm"] = bool(frozen_batchnorm)
         if averages is not None:
             optimizer = ema_lib.ema_optimizer(model)
             card["ema_momentum"] = float(optimizer.ema_momentum)
@@ -115,12 +120,12 @@ def export(
     return ExportResult(final, version, card)
 
 
-def _write_savedmodel(facts, kind, top_k, path) -> dict:
+def _write_savedmodel(facts, kind, top_k, path, frozen_batchnorm=False) -> dict:
     """Trace the reusable root and the signatures, save them to `path`; returns the signatures' specs.
 
     The one slow step of an export, kept apart so that layout tests can replace it.
     """
-    root = reusable.ReusableModule(facts, kind)
+    root = reusable.ReusableModule(facts, kind, frozen_batchnorm=frozen_batchnorm)
     serving = sigs.build(facts, top_k=top_k)
     tf.saved_model.save(root, path, signatures=serving)
     return sigs.describe(serving)
