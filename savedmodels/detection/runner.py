@@ -46,14 +46,15 @@ def configure(experiment: str, data_dir: str, *, steps: int = 1000, batch_size: 
     over the first 5% of steps. `overrides` is a nested dict applied last (strictly: an
     unknown key is an error).
     """
-    if experiment not in exp_factory._REGISTERED_CONFIGS:  # the registry has no public lookup
-        known = sorted(name for name in exp_factory._REGISTERED_CONFIGS if "rcnn" in name or "retinanet" in name)
-        raise ValueError(f"Unknown experiment {experiment!r}. Detection experiments: {', '.join(known)}")
+    try:
+        params = exp_factory.get_exp_config(experiment)
+    except LookupError:
+        raise ValueError(f"Unknown experiment {experiment!r}. Ours: {', '.join(experiments.EXPERIMENTS)}; "
+                         "Model Garden's include fasterrcnn_resnetfpn_coco") from None
     checks.check_int("steps", steps, minimum=1)
     checks.check_int("batch_size", batch_size, minimum=1)
     checks.check_int("eval_batch_size", eval_batch_size, minimum=1)
     card = records.read_dataset(data_dir)
-    params = exp_factory.get_exp_config(experiment)
     task = params.task
     if input_size is not None:
         checks.check_int("input_size", input_size, minimum=64, hint=" (a multiple of 64: the FPN's top stride)")
@@ -64,7 +65,7 @@ def configure(experiment: str, data_dir: str, *, steps: int = 1000, batch_size: 
     task.model.num_classes = card["num_classes"]
     task.init_checkpoint = None
     task.annotation_file = None
-    params.runtime.mixed_precision_dtype = params.runtime.mixed_precision_dtype or "float32"
+    params.runtime.mixed_precision_dtype = "float32"  # the defaults are bfloat16 (TPU); CPUs want float32
     task.train_data.input_path = card["files"]["train"]
     task.train_data.global_batch_size = batch_size
     task.train_data.shuffle_buffer_size = 256
@@ -215,10 +216,11 @@ class DetectorModule(detection_serving.DetectionModule):
 SIGNATURES = {"image_tensor": "serving_default", "image_bytes": "serving_bytes", DetectorModule.FLOAT: "serving_float"}
 
 
-def detector_module(params, batch_size=None):
+def detector_module(params, batch_size=None, model=None):
+    """Model Garden's export module for `params` (building the model unless one is given)."""
     size = params.task.model.input_size[:2]
     return DetectorModule(params=params, batch_size=batch_size, input_image_size=list(size), input_type="image_tensor",
-                          num_channels=3)
+                          num_channels=3, model=model)
 
 
 def export(model_dir, export_dir, *, overwrite=False, checkpoint: str | None = None) -> str:

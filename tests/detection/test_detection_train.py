@@ -95,3 +95,17 @@ def test_predict_draws_boxes_and_export_serves(trained, tree_dataset, tmp_path, 
     by_bytes = loaded.signatures["serving_bytes"](inputs=tf.stack([encoded]))
     by_float = loaded.signatures["serving_float"](inputs=tf.cast(tf.io.decode_image(encoded)[None], tf.float32))
     np.testing.assert_allclose(by_bytes["detection_scores"].numpy(), by_float["detection_scores"].numpy(), atol=1e-5)
+
+
+def test_eval_restores_the_checkpoint(trained, capsys):
+    """`nasnet detect eval` rebuilds the run from its card, restores the last checkpoint and gets
+    the same COCO metrics as the evaluation at the end of training."""
+    from nasnet_keras import cli
+
+    model_dir, metrics, _ = trained
+    assert cli.main(["detect", "eval", "--model-dir", model_dir]) == 0
+    assert '"AP50"' in capsys.readouterr().out
+    with open(os.path.join(model_dir, "eval_metrics.json")) as f:
+        again = json.load(f)
+    for key in ("AP", "AP50", "ARmax100"):
+        assert again[key] == pytest.approx(metrics[key], abs=1e-6), key
