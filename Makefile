@@ -13,7 +13,7 @@ export PYTHONUNBUFFERED := 1
 
 .PHONY: test demo venv data clean benchmarks benchmark-detection
 
-$(STAMP): setup.py
+$(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test,detection]"
@@ -29,7 +29,7 @@ $(FASHION_MNIST):
 	  sudo apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
-$(DEEPFOREST): $(STAMP)
+$(DEEPFOREST): | $(STAMP)
 	rm -rf .data/deepforest .data/wheels
 	$(PY) -m pip download -q --no-deps deepforest==2.1.0 -d .data/wheels
 	$(PY) -m zipfile -e .data/wheels/deepforest-2.1.0-py3-none-any.whl .data/deepforest.partial

@@ -167,7 +167,7 @@ def main(argv=None):
         tf_keras.backend.clear_session()
 
     print()
-    print(f"| backbone | COCO AP | AP50 | train images/s (median, min-max over loops) | backbone params | wall s |")
+    print("| backbone | COCO AP | AP50 | train images/s (median, min-max over loops) | backbone params | wall s |")
     print("|---|---|---|---|---|---|")
     for r in results:
         spread = f"{r['spread'][0]:.2f}-{r['spread'][1]:.2f}" if r["spread"] else "-"

@@ -7,13 +7,12 @@ config type and expect a tf_keras model returning a dict of feature maps keyed b
 (or exported on the fly from a variant / genotype JSON), so the NASNet weights, including
 BatchNorm scale and offset, are trained by Model Garden's optimizer.
 
-Which cell feeds which level (ImageNet skeleton, `savedmodels.introspect`): the last cell
-at each stride, i.e. '2' (stride 4) = the second stem reduction cell's input stage, the
-first stem reduction cell (`stem_1`); '3' (stride 8) = the last Normal cell of the first
-stack; '4' (stride 16) = the last Normal cell of the second stack; '5' (stride 32) = the
-last Normal cell of the network. The TF1 Object Detection API instead fed its RPN from
-the stride-16 cells and reran the last stack per box; an FPN over '2'..'5' is Model
-Garden's Faster R-CNN layout.
+Which cell feeds which level (ImageNet skeleton; `savedmodels.introspect` takes the last
+cell at each stride): '2' (stride 4) = the first stem Reduction cell; '3' (stride 8) = the
+last Normal cell of the first stack; '4' (stride 16) = the last Normal cell of the second
+stack; '5' (stride 32) = the last Normal cell of the network. The TF1 Object Detection
+API instead fed its RPN from the stride-16 cells and reran the last stack per box; an FPN
+over '2'..'5' is Model Garden's Faster R-CNN layout.
 
 Images: Model Garden normalises with the ImageNet mean / standard deviation; the
 SavedModel expects RGB in [0, 1] (TF Hub's convention), so the backbone undoes the

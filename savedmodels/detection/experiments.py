@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
-from official.vision.configs import maskrcnn
 
 from savedmodels.detection.backbone import NAME, Backbone, NASNet
 
@@ -39,7 +38,8 @@ def fasterrcnn_nasnet(variant: str = "mobile", input_size: int | None = None) ->
     config.runtime.mixed_precision_dtype = "float32"
     task = config.task
     task.init_checkpoint = None
-    task.init_checkpoint_modules = "all"
+    task.init_checkpoint_modules = "all"  # an init_checkpoint would be a whole detector's; the backbone's
+    # own weights come with its SavedModel (backbone.nasnet.saved_model / weights)
     task.annotation_file = None
     task.model.backbone = Backbone(type=NAME, nasnet=NASNet(variant=variant))
     task.model.input_size = [size, size, 3]
