@@ -112,6 +112,19 @@ def picture(rows, out):
     drawing.save_png(sheet, out)
 
 
+def print_table(results, out):
+    """The table so far (printed and written after every row, so an interrupted run keeps its rows)."""
+    print()
+    print("| backbone | COCO AP | AP50 | train images/s (median, min-max over loops) | backbone params | wall s |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        spread = f"{r['spread'][0]:.2f}-{r['spread'][1]:.2f}" if r["spread"] else "-"
+        print(f"| {r['backbone']} | {r['AP']:.4f} | {r['AP50']:.4f} | {r['train_images_per_s']:.2f} ({spread}) | "
+              f"{r['backbone_params']:,} | {r['wall_s']:.0f} |", flush=True)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
@@ -123,7 +136,10 @@ def main(argv=None):
     parser.add_argument("--only", type=int, nargs="*", default=None, help="indices of the rows to run")
     parser.add_argument("--out", default="runs/benchmark_detection")
     parser.add_argument("--pictures", type=int, default=4, help="validation tiles in predictions.png")
-    parser.add_argument("--min-score", type=float, default=0.3, help="draw boxes scoring at least this")
+    parser.add_argument("--picture-rows", type=int, default=3, help="draw the predictions of the first N rows")
+    parser.add_argument("--val-tiles", type=int, default=0, help="evaluate on the first N validation tiles (0: all)")
+    parser.add_argument("--loop", type=int, default=10, help="steps per orbit loop (one images/s sample each)")
+    parser.add_argument("--min-score", type=float, default=0.05, help="draw boxes scoring at least this")
     args = parser.parse_args(argv)
 
     import tf_keras
@@ -132,15 +148,18 @@ def main(argv=None):
 
     os.makedirs(args.out, exist_ok=True)
     data_dir = os.path.join(args.out, f"trees_{args.tile}")
+    if args.val_tiles:
+        data_dir += f"_val{args.val_tiles}"
     if not os.path.exists(os.path.join(data_dir, "dataset.json")):
-        treecrowns.prepare(data_dir, tile_size=args.tile)
+        treecrowns.prepare(data_dir, tile_size=args.tile,
+                           max_tiles={"validation": args.val_tiles} if args.val_tiles else None)
     card = json.load(open(os.path.join(data_dir, "dataset.json")))
     print(f"data: {card['splits']['train']['images']} training tiles ({card['splits']['train']['boxes']} boxes), "
           f"{card['splits']['validation']['images']} validation tiles ({card['splits']['validation']['boxes']} boxes), "
           f"{args.tile}px tiles at input {args.input_size}; {args.steps} steps of batch {args.batch_size}, "
           f"learning rate {args.learning_rate}", flush=True)
     results, rows = [], []
-    tiles, names = validation_tiles(data_dir, args.pictures)
+    tiles, names = validation_tiles(data_dir, args.pictures) if args.pictures else (None, None)
     chosen = configs(args)
     for index, (label, experiment, overrides) in enumerate(chosen):
         if args.only is not None and index not in args.only:
@@ -149,7 +168,7 @@ def main(argv=None):
         params = runner.configure(experiment, data_dir, steps=args.steps, batch_size=args.batch_size,
                                   eval_batch_size=1, input_size=args.input_size, learning_rate=args.learning_rate,
                                   overrides=overrides)
-        params.trainer.steps_per_loop = params.trainer.summary_interval = min(10, args.steps)
+        params.trainer.steps_per_loop = params.trainer.summary_interval = min(args.loop, args.steps)
         start = time.time()
         metrics, model = runner.train(params, experiment, model_dir, return_model=True)
         wall = time.time() - start
@@ -160,21 +179,13 @@ def main(argv=None):
                   "backbone_params": backbone_params(model), "wall_s": wall, "model_dir": model_dir}
         print(json.dumps(result), flush=True)
         results.append(result)
-        if args.pictures:
+        print_table(results, args.out)
+        if args.pictures and len(rows) < args.picture_rows:
             rows.append((f"{label}: AP50 {result['AP50']:.3f} (white: truth)",
                          predictions_row(params, model, tiles, names, args.min_score)))
             picture(rows, os.path.join(args.out, "predictions.png"))
         tf_keras.backend.clear_session()
 
-    print()
-    print("| backbone | COCO AP | AP50 | train images/s (median, min-max over loops) | backbone params | wall s |")
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        spread = f"{r['spread'][0]:.2f}-{r['spread'][1]:.2f}" if r["spread"] else "-"
-        print(f"| {r['backbone']} | {r['AP']:.4f} | {r['AP50']:.4f} | {r['train_images_per_s']:.2f} ({spread}) | "
-              f"{r['backbone_params']:,} | {r['wall_s']:.0f} |")
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
     if rows:
         print(f"predictions: {os.path.join(args.out, 'predictions.png')}")
 
