@@ -4,15 +4,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+# DeepForest's tree-crown photos with Pascal VOC boxes (real detection data, offline): the
+# deepforest==2.1.0 wheel is downloaded and its data folder unzipped; the package is never
+# installed or imported (its code needs torch). Ignored by git.
+DEEPFOREST := .data/deepforest/deepforest/data/OSBS_029.xml
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: test demo venv data tools nas-bench-graph clean benchmarks
+.PHONY: test demo venv data tools nas-bench-graph clean benchmarks benchmark-detection
 
-$(STAMP): setup.py
+$(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,onnx,litert,openvino]"
+	$(PY) -m pip install -q -e ".[test,detection,onnx,litert,openvino]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -25,7 +29,15 @@ $(FASHION_MNIST):
 	  sudo apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
-data: $(FASHION_MNIST)
+$(DEEPFOREST): | $(STAMP)
+	rm -rf .data/deepforest .data/wheels-deepforest
+	$(PY) -m pip download -q --no-deps deepforest==2.1.0 -d .data/wheels-deepforest
+	$(PY) -m zipfile -e .data/wheels-deepforest/deepforest-2.1.0-py3-none-any.whl .data/deepforest.partial
+	mkdir -p .data/deepforest/deepforest
+	mv .data/deepforest.partial/deepforest/data .data/deepforest/deepforest/data
+	rm -rf .data/deepforest.partial .data/wheels-deepforest
+
+data: $(FASHION_MNIST) $(DEEPFOREST)
 
 # openssl makes the test certificates of the TLS tests (tests/tuner/test_distributed_auth.py).
 tools:
@@ -57,6 +69,9 @@ demo: venv data nas-bench-graph
 
 benchmarks: venv
 	$(PY) benchmarks/models.py
+
+benchmark-detection: venv data
+	$(PY) benchmarks/detection.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

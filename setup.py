@@ -51,6 +51,7 @@ setup(
             "search = tuner.cli:register",
             "export = savedmodels.cli:register",
             "predict = savedmodels.predict:register",
+            "detect = savedmodels.detection.cli:register",
             "demo = nasnet_demo:register",
         ],
     },

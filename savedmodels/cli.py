@@ -28,6 +28,9 @@ def register(subparsers) -> None:
                         help="constructor override for a variant or genotype, e.g. --set classes=5 (repeatable)")
     parser.add_argument("--backbone", action="store_true",
                         help="__call__ returns feature maps by level ('2'..'5') instead of the classifier output")
+    parser.add_argument("--frozen-batchnorm", action="store_true",
+                        help="__call__(training=True) uses BatchNorm's moving statistics (scale/offset still "
+                             "train): for fine-tuning with small batches, e.g. detection")
     parser.add_argument("--class-names", default=None, help="JSON list or text file (one name per line)")
     parser.add_argument("--top-k", type=int, default=5, help="classes returned by the serving signatures (default: 5)")
     parser.add_argument("--ema", choices=sorted(EMA_CHOICES), default="auto",
@@ -61,7 +64,8 @@ def run(args) -> int:
         variant=variant,
         source=args.model,
         preprocessing=args.preprocessing,
-        saved_model_options=dict(kind="backbone" if args.backbone else "auto", top_k=args.top_k),
+        saved_model_options=dict(kind="backbone" if args.backbone else "auto", top_k=args.top_k,
+                                 frozen_batchnorm=args.frozen_batchnorm),
     )
     if args.format != "saved_model":
         return 0

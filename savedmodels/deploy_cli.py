@@ -31,6 +31,9 @@ def export(args, model, directory, *, saved_model_options: dict, **kwargs):
     if args.format != formats.DEFAULT_FORMAT:
         if saved_model_options.get("kind") == "backbone":
             raise ValueError(f"--backbone applies to --format saved_model only. Received: --format {args.format}")
+        if saved_model_options.get("frozen_batchnorm"):
+            raise ValueError("--frozen-batchnorm applies to --format saved_model only (a fine-tunable __call__). "
+                             f"Received: --format {args.format}")
         saved_model_options = {}
     calibration = args.calibration_data
     try:

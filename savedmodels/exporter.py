@@ -48,6 +48,7 @@ def export(
     variant: str | None = None,
     source: str | None = None,
     preprocessing: str = "scale",
+    frozen_batchnorm: bool = False,
 ) -> ExportResult:
     """Export a NASNet Keras model to `directory/<version>/` (TF Serving layout).
 
@@ -66,6 +67,9 @@ def export(
         preprocessing: what the network was trained on, applied in the serving signatures:
             "scale" (x / 127.5 - 1: keras.applications, the ImageNet recipe) or "standardize"
             (per-image whitening: the CIFAR recipe, search children, the demo's model).
+        frozen_batchnorm: `__call__(training=True)` normalises with the moving statistics and
+            leaves them unchanged (scale/offset still train): for fine-tuning with batches
+            too small for batch statistics, such as detection's (see reusable.py).
 
     Returns:
         ExportResult with the version directory, the version and the model card.
@@ -105,12 +109,14 @@ def export(
     try:
         with atomic_directory(final, overwrite=overwrite) as partial:
             with ema_lib.swapped_in(averages):
-                signature_specs = _write_savedmodel(facts, kind, top_k, partial)
+                signature_specs = _write_savedmodel(facts, kind, top_k, partial,
+                                                   frozen_batchnorm=bool(frozen_batchnorm))
             weights = "raw" if averages is None else "ema"
             card = model_card.build(
                 facts, kind, signature_specs, variant=variant, class_names=class_names, top_k=top_k,
                 weights=weights, source=source,
             )
+            card["frozen_batchnorm"] = bool(frozen_batchnorm)
             if averages is not None:
                 optimizer = ema_lib.ema_optimizer(model)
                 card["ema_momentum"] = float(optimizer.ema_momentum)
@@ -125,12 +131,12 @@ def export(
     return ExportResult(final, version, card)
 
 
-def _write_savedmodel(facts, kind, top_k, path) -> dict:
+def _write_savedmodel(facts, kind, top_k, path, frozen_batchnorm=False) -> dict:
     """Trace the reusable root and the signatures, save them to `path`; returns the signatures' specs.
 
     The one slow step of an export, kept apart so that layout tests can replace it.
     """
-    root = reusable.ReusableModule(facts, kind)
+    root = reusable.ReusableModule(facts, kind, frozen_batchnorm=frozen_batchnorm)
     serving = sigs.build(facts, top_k=top_k)
     tf.saved_model.save(root, path, signatures=serving)
     return sigs.describe(serving)

@@ -14,7 +14,10 @@ tracked; reference.md §5). TF Hub's "reusable SavedModel" convention
   `training=False`, because `hub.KerasLayer` passes a Python bool. In training mode
   the BatchNorm layers use batch statistics and assign their moving averages inside the
   traced function, so fine-tuning through `hub.KerasLayer(path, trainable=True)` updates
-  them as a Keras BatchNorm layer would.
+  them as a Keras BatchNorm layer would. With `frozen_batchnorm=True` the training trace
+  normalises with the moving statistics instead and leaves them alone, while scale and
+  offset still train: the TF1 Object Detection API's default for NASNet detectors, whose
+  batches of 1-4 images give useless batch statistics.
 
 `images` are float32 [batch, H, W, 3] RGB in [0, 1], TF Hub's image convention; the
 scaling to the model's [-1, 1] happens inside. A classifier returns the head's output
@@ -28,6 +31,9 @@ traced functions are saved, so the SavedModel does not depend on Keras 3 to load
 
 from __future__ import annotations
 
+import contextlib
+
+import keras
 import tensorflow as tf
 
 from savedmodels.introspect import ModelFacts
@@ -40,7 +46,7 @@ KINDS = (CLASSIFIER, BACKBONE)
 class ReusableModule(tf.train.Checkpoint):
     """Root object of an exported SavedModel; see the module docstring for the contract."""
 
-    def __init__(self, facts: ModelFacts, kind: str = CLASSIFIER):
+    def __init__(self, facts: ModelFacts, kind: str = CLASSIFIER, frozen_batchnorm: bool = False):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
@@ -76,7 +82,8 @@ class ReusableModule(tf.train.Checkpoint):
             # [0, 1] -> the network's input; per-image whitening does not depend on the pixel scale.
             inputs = (tf.image.per_image_standardization(images) if facts.preprocessing == "standardize"
                       else images * 2.0 - 1.0)
-            outputs = network(inputs, training=training)
+            with _moving_statistics(network) if training and frozen_batchnorm else contextlib.nullcontext():
+                outputs = network(inputs, training=training)
             if isinstance(outputs, dict):
                 return {key: tf.cast(value, tf.float32) for key, value in outputs.items()}
             return tf.cast(outputs, tf.float32)
@@ -86,6 +93,28 @@ class ReusableModule(tf.train.Checkpoint):
         for training in (False, True):
             traced.get_concrete_function(spec, training=training)
         self.__call__ = traced
+
+
+@contextlib.contextmanager
+def _moving_statistics(network):
+    """While tracing, make every BatchNorm layer normalise with its moving statistics.
+
+    Keras' BatchNormalization uses batch statistics only when `training and self.trainable`;
+    clearing the layers' own flag (not their variables': the `trainable_variables` list was
+    taken before, and the tf.Variables keep `trainable=True`) gives frozen statistics with
+    gradients still flowing to gamma and beta.
+    """
+    from nasnet_keras.layer_tree import walk
+
+    layers = [layer for layer in walk(network) if isinstance(layer, keras.layers.BatchNormalization)]
+    flags = [layer.trainable for layer in layers]
+    try:
+        for layer in layers:
+            layer.trainable = False
+        yield
+    finally:
+        for layer, flag in zip(layers, flags):
+            layer.trainable = flag
 
 
 def _tf_variable(variable):

@@ -31,7 +31,9 @@ def randomise_batchnorm(model, seed=1):
     import keras
 
     rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    from nasnet_keras.layer_tree import walk
+
+    for layer in walk(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
             layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.2, beta.shape),

@@ -15,13 +15,13 @@ from savedmodels import exporter as export_module
 from savedmodels import export, next_version, read_model_card, versions
 
 
-def _fake_save(facts, kind, top_k, path):
+def _fake_save(facts, kind, top_k, path, **options):
     with open(os.path.join(path, "saved_model.pb"), "wb") as f:
         f.write(b"stub")
     return {}
 
 
-def _failing_save(facts, kind, top_k, path):
+def _failing_save(facts, kind, top_k, path, **options):
     _fake_save(facts, kind, top_k, path)
     os.makedirs(os.path.join(path, "variables"))
     with open(os.path.join(path, "variables", "variables.index"), "wb") as f:
