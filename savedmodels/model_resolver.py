@@ -31,7 +31,7 @@ def load(model: str, *, weights: str | None = None, variant: str | None = None, 
 
         loaded = load_keras_model(path)
         if weights is not None:
-            load_weights(loaded, weights)
+            _load_weights(loaded, weights)
         return loaded, variant
     if path.endswith(".json"):
         if not os.path.exists(path):
@@ -45,14 +45,14 @@ def load(model: str, *, weights: str | None = None, variant: str | None = None, 
         from nasnet_keras.genotype import as_genotype
 
         built = variants.build(variant, genotype=as_genotype(path), **overrides)
-        load_weights(built, weights)
+        _load_weights(built, weights)
         return built, variant
     if path in variants.VARIANTS:
         if variant is not None and variant != path:
             raise ValueError(f"--model names variant {path!r} but --variant says {variant!r}")
         built = variants.build(path, **overrides)
         if weights is not None:
-            load_weights(built, weights)
+            _load_weights(built, weights)
         return built, path
     raise ValueError(
         f"--model {model!r} is neither a variant name ({', '.join(variants.VARIANTS)}), nor a .keras file, "
@@ -60,7 +60,7 @@ def load(model: str, *, weights: str | None = None, variant: str | None = None, 
     )
 
 
-def load_weights(model, weights):
+def _load_weights(model, weights):
     from nasnet_keras.applications import load_weights
 
     load_weights(model, weights)

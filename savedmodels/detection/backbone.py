@@ -132,7 +132,8 @@ def export_backbone(cfg: NASNet, input_size, directory: str | None = None) -> st
     import keras
 
     from nasnet_keras import variants
-    from savedmodels import exporter, model_resolver
+    from nasnet_keras.applications import load_weights
+    from savedmodels import exporter
 
     height, width = (int(size) for size in input_size)
     overrides = {"include_top": False, "input_shape": (height, width, 3), "default_size": max(height, width)}
@@ -147,7 +148,7 @@ def export_backbone(cfg: NASNet, input_size, directory: str | None = None) -> st
         overrides["genotype"] = as_genotype(cfg.genotype)
     model = variants.build(cfg.variant, **overrides)
     if cfg.weights:
-        model_resolver.load_weights(model, cfg.weights)
+        load_weights(model, cfg.weights)
     directory = directory or cfg.export_dir or tempfile.mkdtemp(prefix="nasnet_backbone_")
     result = exporter.export(model, directory, kind="backbone", variant=cfg.variant,
                              source=cfg.genotype or cfg.variant, frozen_batchnorm=cfg.frozen_batchnorm)
