@@ -119,7 +119,7 @@ def test_make_oracle_strategies_and_errors():
     random_oracle = make_oracle("random", SMALL, seed=1, learning_rate=None, epochs=None)
     assert isinstance(random_oracle, RandomOracle)
     assert random_oracle.objective.name == "val_accuracy" and random_oracle.objective.direction == "max"
-    with pytest.raises(ValueError, match=r"`strategy` must be one of 'ppo', 'random' \(the search strategy\). Received: strategy='bayesian'"):
+    with pytest.raises(ValueError, match=r"`strategy` must be one of 'ppo', 'random', 'evolution' \(the search strategy\). Received: strategy='bayesian'"):
         make_oracle("bayesian", SMALL)
     with pytest.raises(ValueError, match=r"learning_rate=0.1"):
         make_oracle("random", SMALL, learning_rate=0.1)
