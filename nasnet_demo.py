@@ -119,7 +119,7 @@ def run_demo(args) -> int:
     from nasnet_keras.checks import check_int
 
     for flag in ("trials", "num_blocks", "subset", "validation_size", "child_epochs", "final_subset", "final_epochs",
-                 "test_size", "controller_batch"):  # before anything runs or is written
+                 "test_size", "population_size"):  # before anything runs or is written
         check_int(f"--{flag.replace('_', '-')}", getattr(args, flag), minimum=1)
     with _without_native_log_noise():
         return _run(args)
