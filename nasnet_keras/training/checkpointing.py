@@ -49,19 +49,21 @@ COMPARED = ("model", "data", "recipe", "mixed_precision", "init_weights")
 _CHECKPOINT = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+def flatten_keys(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as one level with dotted keys (`{"recipe": {"epochs": 3}}` -> `{"recipe.epochs": 3}`),
+    so differences between two manifests name the field."""
     if isinstance(value, dict):
         flat: dict[str, Any] = {}
         for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}{key}."))
+            flat.update(flatten_keys(item, f"{prefix}{key}."))
         return flat
     return {prefix[:-1]: value}
 
 
 def manifest_differences(stored: dict, current: dict) -> list[str]:
     """`key: stored != current` for each compared manifest entry that differs."""
-    old = _flatten({k: stored.get(k) for k in COMPARED})
-    new = _flatten({k: json.loads(json.dumps(current.get(k))) for k in COMPARED})
+    old = flatten_keys({k: stored.get(k) for k in COMPARED})
+    new = flatten_keys({k: json.loads(json.dumps(current.get(k))) for k in COMPARED})
     return [f"{key}: {old.get(key)!r} != {new.get(key)!r}" for key in sorted(set(old) | set(new))
             if old.get(key) != new.get(key)]
 

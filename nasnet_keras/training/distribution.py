@@ -356,17 +356,10 @@ class Distribution:
         return gathered
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        flat: dict[str, Any] = {}
-        for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: value}
-
-
 def _differences(ours: dict, theirs: dict) -> list[str]:
-    a, b = _flatten(ours), _flatten(theirs)
+    from nasnet_keras.training.checkpointing import flatten_keys
+
+    a, b = flatten_keys(ours), flatten_keys(theirs)
     return [f"{key}: {a.get(key)!r} != {b.get(key)!r}" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
 
 
