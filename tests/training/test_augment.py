@@ -43,7 +43,7 @@ def test_cutout_zeroes_one_square_per_image_and_leaves_the_rest():
         centres.add((top, left))
     assert len(centres) > 40  # one independent centre per image
     assert cutout(images, 0) is images
-    with pytest.raises(ValueError, match="`size` must be a non-negative integer.*Received: size=-1"):
+    with pytest.raises(ValueError, match="`size` must be an integer >= 0.*Received: size=-1"):
         cutout(images, -1)
 
 

@@ -93,7 +93,8 @@ def test_a_diverging_child_is_a_failed_trial_and_the_search_goes_on(searched):
     tuner, report, lines, directory = searched
     statuses = {tid: trial.status for tid, trial in tuner.oracle.trials.items()}
     assert statuses == {"0": "COMPLETED", "1": "FAILED", "2": "COMPLETED"}
-    assert len(lines) == 3  # one summary line per trial
+    assert len(lines) == 4 and lines[3].startswith("Search done: 3 children trained, 0 rewards from the cache")
+    # one summary line per trial, then the search's
     assert lines[1].startswith("Trial 1/3 | genotype ") and "FAILED" in lines[1] and "diverged" in lines[1]
     assert "val_accuracy" in lines[2] and "COMPLETED" in lines[2]
     with open(os.path.join(tuner.get_trial_dir("1"), history.CHILD_FILE)) as f:
@@ -113,7 +114,7 @@ def test_resume_continues_and_refuses_other_settings(searched, split):
     resumed = make_tuner(directory, max_trials=4, lines=lines)
     assert len(resumed.oracle.trials) == 3  # reloaded, not restarted
     resumed.search(*split)
-    assert len(lines) == 1 and lines[0].startswith("Trial 3/4")
+    assert len(lines) == 2 and lines[0].startswith("Trial 3/4") and lines[1].startswith("Search done: 4 children")
     assert len(resumed.oracle.trials) == 4
 
 
@@ -223,7 +224,8 @@ def test_tensorboard_logs_of_the_search(searched):
     completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     sessions = {name: {tag: v for tag, _, v, _ in _events(os.path.join(root, "hparams", name))}
                 for name in os.listdir(os.path.join(root, "hparams")) if name.startswith("trial_")}
-    assert set(sessions) == {f"trial_{t.trial_id}" for t in completed} and len(completed) >= 2
+    # (another test of this module resumes the search in the same directory and adds trials)
+    assert {f"trial_{t.trial_id}" for t in completed} <= set(sessions) and len(completed) >= 2
     for trial in completed:
         metrics = sessions[f"trial_{trial.trial_id}"]
         assert metrics["val_accuracy"] == pytest.approx(trial.score, abs=1e-6)
