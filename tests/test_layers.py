@@ -128,6 +128,7 @@ def test_subcommands_are_entry_points_of_their_own_modules():
     found = {ep.name: ep.value for ep in metadata.entry_points(group=cli.ENTRY_POINT_GROUP)}
     assert found == {"profile": "nasnet_keras.variants_cli:register", "train": "nasnet_keras.training.cli:register",
                      "search": "tuner.cli:register", "export": "savedmodels.cli:register",
+                     "predict": "savedmodels.predict:register", "detect": "savedmodels.detection.cli:register",
                      "demo": "nasnet_demo:register"}
     commands = set(cli.build_parser()._subparsers._group_actions[0].choices)
-    assert commands == {"profile", "variants", "train", "search", "export", "demo"}
+    assert commands == {"profile", "variants", "train", "search", "export", "predict", "detect", "demo"}

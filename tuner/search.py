@@ -136,6 +136,8 @@ class NASTuner(keras_tuner.Tuner):
             write_json(os.path.join(self.project_dir, history.SEARCH_CONFIG_FILE), self.search_config,
                        sort_keys=True)
         self.board = SearchBoard(self.project_dir, search_space, self.oracle.objective.name)
+        if not is_distributed_worker():  # a worker's oracle is a client: the chief holds the history
+            self.board.resume(self.oracle)
         self._trial_params: dict[str, float] = {}
 
     @property

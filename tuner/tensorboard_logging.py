@@ -56,6 +56,18 @@ class SearchBoard:
         self._updates_logged = 0
         self._mult_adds: dict[str, _MultAdds] = {}
 
+    def resume(self, oracle) -> None:
+        """Continue the curves of a resumed search: best-so-far and the step count start from
+        the trials the oracle already holds (not from scratch), PPO updates already logged
+        are not logged again."""
+        scores = [t.score for t in oracle.trials.values()
+                  if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)]
+        self._num_logged = len(scores)
+        self._best = max(scores, default=-math.inf)
+        ppo = getattr(oracle, "ppo", None)
+        if ppo is not None:
+            self._updates_logged = ppo.num_updates
+
     def _search_writer(self):
         import tensorflow as tf
 

@@ -22,7 +22,7 @@ def test_the_demos_final_model_exports_and_serves(tmp_path, capsys):
     demo = tmp_path / "demo"
     assert cli.main(["demo", "--skip-table", "--directory", str(demo), "--trials", "1", "--num-blocks", "1",
                      "--subset", "32", "--validation-size", "16", "--final-subset", "32", "--final-epochs", "1",
-                     "--test-size", "16", "--controller-batch", "1"]) == 0
+                     "--test-size", "16", "--population-size", "1"]) == 0
     summary = json.loads((demo / "summary.json").read_text())
     served = tmp_path / "served"
     assert cli.main(["export", "--model", summary["files"]["model"], "--out", str(served),

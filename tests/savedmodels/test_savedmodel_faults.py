@@ -114,7 +114,7 @@ import os, signal, sys
 from savedmodels import exporter
 from savedmodel_helpers import tiny_nasnet
 
-def killed(facts, kind, top_k, path):
+def killed(facts, kind, top_k, path, **options):
     open(os.path.join(path, "saved_model.pb"), "wb").write(b"half")
     os.kill(os.getpid(), signal.SIGKILL)
 
