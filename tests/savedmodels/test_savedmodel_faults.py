@@ -138,7 +138,7 @@ def test_a_killed_export_leaves_a_partial_that_the_next_export_removes(tmp_path,
 
     from savedmodels import model_card
 
-    monkeypatch.setattr(exporter, "_write_savedmodel", lambda facts, kind, top_k, path: {})
+    monkeypatch.setattr(exporter, "_write_savedmodel", lambda facts, kind, top_k, path, **options: {})
     monkeypatch.setattr(model_card, "_cost", lambda model: (0, 0))
     exporter.export(classifier, base, version=7, overwrite=True)
     assert sorted(os.listdir(base)) == sorted(["7", os.path.basename(live)])

@@ -242,7 +242,7 @@ def test_tensorboard_logs_of_the_search(searched):
                 if value.tag == hparams_metadata.SESSION_START_INFO_TAG:
                     data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
                     start_infos.append(data.session_start_info)
-    assert len(start_infos) == len(completed)
+    assert len(start_infos) == len(sessions)  # one session start per logged trial
     for info in start_infos:
         assert set(SPACE.names) | {"genotype_id"} == set(info.hparams)
         assert len(info.hparams["genotype_id"].string_value) == 10
