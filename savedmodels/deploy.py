@@ -109,7 +109,7 @@ def export(
     from nasnet_keras.fileio import atomic_directory, remove_stale_partials
     from savedmodels import ema_export as ema_lib
     from savedmodels import introspect
-    from savedmodels.exporter import _resolve_version, next_version
+    from savedmodels.exporter import version_directory
 
     from nasnet_keras.checks import check_choice
     from savedmodels.signatures import PREPROCESSING
@@ -118,17 +118,8 @@ def export(
                                 preprocessing=check_choice("preprocessing", preprocessing, PREPROCESSING))
     class_names = _check_class_names(class_names, facts, model)
     averages = ema_lib.resolve(model, ema)
-    directory = os.path.abspath(os.fspath(directory))
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise ValueError(f"The export directory {directory!r} exists and is not a directory")
+    directory, version, final = version_directory(directory, version, overwrite)
     remove_stale_partials(directory)  # what an export killed earlier left behind (never a live writer's)
-    version = _resolve_version(directory, version)
-    final = os.path.join(directory, str(version))
-    if os.path.exists(final) and not overwrite:
-        raise ValueError(
-            f"Version directory {final!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it, "
-            f"or choose another version (next free: {next_version(directory)})"
-        )
     described_calibration = None
     images = None
     if quantize == "int8":

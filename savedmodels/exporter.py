@@ -92,16 +92,7 @@ def export(
             )
     averages = ema_lib.resolve(model, ema)
 
-    directory = os.path.abspath(os.fspath(directory))
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise ValueError(f"The export directory {directory!r} exists and is not a directory")
-    version = _resolve_version(directory, version)
-    final = os.path.join(directory, str(version))
-    if os.path.exists(final) and not overwrite:
-        raise ValueError(
-            f"Version directory {final!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it, "
-            f"or choose another version (next free: {next_version(directory)})"
-        )
+    directory, version, final = version_directory(directory, version, overwrite)
 
     created_base = not os.path.exists(directory)
     os.makedirs(directory, exist_ok=True)
@@ -161,6 +152,23 @@ def versions(directory) -> list[int]:
 def next_version(directory) -> int:
     existing = versions(directory)
     return existing[-1] + 1 if existing else 1
+
+
+def version_directory(directory, version, overwrite: bool) -> tuple[str, int, str]:
+    """(absolute base directory, version, version directory) of an export, checked before any work:
+    the base must be a directory if it exists, and an existing version is an error unless `overwrite`.
+    Every export format shares this rule (TF Serving's, OpenVINO Model Server's and Triton's layout)."""
+    directory = os.path.abspath(os.fspath(directory))
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise ValueError(f"The export directory {directory!r} exists and is not a directory")
+    version = _resolve_version(directory, version)
+    final = os.path.join(directory, str(version))
+    if os.path.exists(final) and not overwrite:
+        raise ValueError(
+            f"Version directory {final!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it, "
+            f"or choose another version (next free: {next_version(directory)})"
+        )
+    return directory, version, final
 
 
 def _resolve_version(directory, version):
