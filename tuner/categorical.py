@@ -148,3 +148,15 @@ def check_stored_space(search_space: SearchSpace, stored: dict, where: str) -> N
             f"{search_space.to_dict()}. Resume with the same space, or start a new project "
             "(overwrite=True or another project name)"
         )
+
+
+def strategy_state(state: dict, key: str, owner: str) -> dict:
+    """The oracle's own entry `key` of a keras-tuner oracle state; a project written by another
+    strategy (no such entry) is an error naming both, not a search resumed with the wrong oracle."""
+    if key not in state:
+        raise ValueError(
+            f"The oracle state has no {key!r} entry: the project was not written by {owner}. "
+            "Resume it with the strategy that created it, or start a new project"
+        )
+    return state[key]
+

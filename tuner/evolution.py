@@ -36,6 +36,7 @@ from nasnet_keras.checks import check_int
 from tuner.categorical import check_space as _check_space
 from tuner.categorical import check_stored_space as _check_stored_space
 from tuner.categorical import default_objective as _default_objective
+from tuner.categorical import strategy_state
 from tuner.reward_cache import RewardCacheMixin
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
@@ -152,12 +153,7 @@ class EvolutionOracle(RewardCacheMixin, keras_tuner.Oracle):
 
     def set_state(self, state):
         super().set_state(state)
-        if STATE_KEY not in state:
-            raise ValueError(
-                f"The oracle state has no {STATE_KEY!r} entry: the project was not written by an EvolutionOracle. "
-                "Resume it with the strategy that created it, or start a new project"
-            )
-        own = state[STATE_KEY]
+        own = strategy_state(state, STATE_KEY, "an EvolutionOracle")
         _check_stored_space(self.search_space, own["search_space"], "oracle.json")
         if (own["population_size"], own["sample_size"]) != (self.population_size, self.sample_size):
             raise ValueError(

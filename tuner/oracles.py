@@ -62,6 +62,7 @@ from tuner.ppo import PPO, PPO_OPTIONS
 from tuner.categorical import check_space as _check_space
 from tuner.categorical import check_stored_space as _check_stored_space
 from tuner.categorical import default_objective as _default_objective
+from tuner.categorical import strategy_state
 from tuner.evolution import EvolutionOracle
 from tuner.reward_cache import RewardCacheMixin
 from tuner.space import SearchSpace
@@ -226,12 +227,7 @@ class PPOOracle(RewardCacheMixin, keras_tuner.Oracle):
 
     def set_state(self, state):
         super().set_state(state)
-        if STATE_KEY not in state:
-            raise ValueError(
-                f"The oracle state has no {STATE_KEY!r} entry: the project was not written by a PPOOracle. "
-                "Resume it with the strategy that created it, or start a new project"
-            )
-        self._set_strategy_state(state[STATE_KEY], "oracle.json")
+        self._set_strategy_state(strategy_state(state, STATE_KEY, "a PPOOracle"), "oracle.json")
 
     @property
     def weights_path(self) -> str:
