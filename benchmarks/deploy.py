@@ -36,6 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from timing import time_interleaved  # noqa: E402  (benchmarks/timing.py, beside this script)
+
 EXPORTS = (  # (format, quantize, label)
     ("onnx", "none", "onnx fp32 (ONNX Runtime)"),
     ("onnx", "int8", "onnx int8 (ONNX Runtime)"),
@@ -75,20 +77,6 @@ def reference_and_ours(tiny: bool, tmp: str):
 
 def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
-
-
-def time_interleaved(candidates, repeats, warmup=3):
-    """{name: [seconds per call]}, calls interleaved round-robin after `warmup` calls each."""
-    for _, fn in candidates:
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name, _ in candidates}
-    for _ in range(repeats):
-        for name, fn in candidates:
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def main(argv=None) -> int:
@@ -145,7 +133,8 @@ def main(argv=None) -> int:
             parity[name] = (float(np.abs(got - expected).max()),
                             float(np.mean(got.argmax(-1) == expected.argmax(-1))))
 
-        single = time_interleaved([(n, lambda fn=fn: fn(one)) for n, fn in paths.items()], args.repeats)
+        single = time_interleaved([(n, lambda fn=fn: fn(one)) for n, fn in paths.items()], args.repeats,
+                                  warmup=3)
         batched = time_interleaved([(n, lambda fn=fn: fn(many)) for n, fn in paths.items()], args.batch_repeats,
                                    warmup=1)
 

@@ -30,6 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from timing import time_interleaved  # noqa: E402  (benchmarks/timing.py, beside this script)
+
 
 def build_model(args):
     import nasnet_keras
@@ -56,21 +58,6 @@ def photo_jpegs(count, rng):
     if not encoded:
         encoded = [tf.io.encode_jpeg(rng.randint(0, 256, (480, 640, 3)).astype(np.uint8)).numpy()]
     return [encoded[i % len(encoded)] for i in range(count)]
-
-
-def time_interleaved(candidates, repeats):
-    """{name: [seconds per call]}: calls interleaved round-robin, so that load from other
-    processes on a shared machine falls on every path alike; two warm-up calls each first."""
-    for _, fn in candidates:
-        for _ in range(2):
-            fn()
-    times = {name: [] for name, _ in candidates}
-    for _ in range(repeats):
-        for name, fn in candidates:
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def main(argv=None) -> int:
