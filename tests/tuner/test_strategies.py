@@ -264,3 +264,18 @@ def test_nastuner_rewards_the_final_models_cost_without_training_it(tmp_path, mo
         assert trial.score == pytest.approx(0.5 * (final.mult_adds / 1e6) ** -0.07)
     with pytest.raises(ValueError, match="Received neither"):
         CostTarget()
+
+
+def test_a_project_of_another_strategy_is_refused_on_resume():
+    """Each oracle finds its own entry in oracle.json, or names the strategy it expected."""
+    from tuner.evolution import EvolutionOracle
+    from tuner.oracles import PPOOracle
+    from tuner.space import SearchSpace
+
+    space = SearchSpace(num_blocks=1)
+    ppo_state = PPOOracle(space, seed=0, max_trials=2).get_state()
+    with pytest.raises(ValueError, match="'evolution_oracle' entry: the project was not written by an EvolutionOracle"):
+        EvolutionOracle(space, seed=0, max_trials=2).set_state(ppo_state)
+    evolution_state = EvolutionOracle(space, seed=0, max_trials=2).get_state()
+    with pytest.raises(ValueError, match="'ppo_oracle' entry: the project was not written by a PPOOracle"):
+        PPOOracle(space, seed=0, max_trials=2).set_state(evolution_state)
