@@ -14,7 +14,8 @@ the distribution, not training.
    (target: 4 workers >= 3.6x).
 2. Chief overhead per trial: server-side time of CreateTrial + EndTrial (oracle, files,
    and the PPO update that every 20th EndTrial runs), for `--simulated` zero-cost trials
-   from 8 client threads; median and mean at the start (trials 50-150) and at the end of
+   from 8 client threads, in the paper's space (`--num-blocks 5`: the reward cache rarely
+   answers a proposal, so every simulated trial is a real create + end); median and mean at the start (trials 50-150) and at the end of
    the history (the last 100), to show whether it grows with the number of trials
    (target: < 20 ms and flat).
 3. The same overhead (short run) with the search token and with TLS beside plaintext.
@@ -105,12 +106,12 @@ def throughput(workers: int, rounds: int, seconds: float) -> dict:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _client_factory(port, mode, certs):
+def _client_factory(port, mode, certs, num_blocks):
     from tuner.distributed import auth
     from tuner.distributed.worker import ChiefClient
     from tuner.space import SearchSpace
 
-    space = SearchSpace(num_blocks=1)
+    space = SearchSpace(num_blocks=num_blocks)
     settings = {"strategy": "ppo", "search_space": space.to_dict(), "seconds": 0.0, "fail_every": 0}
     token = "b" * 40
     options = {}
@@ -131,16 +132,16 @@ def _client_factory(port, mode, certs):
     return make, token
 
 
-def run_simulation(trials: int, threads: int, mode: str, certs=None) -> dict:
+def run_simulation(trials: int, threads: int, mode: str, certs=None, num_blocks: int = 5) -> dict:
     directory = tempfile.mkdtemp(prefix=f"dist-sim-{mode}-")
     try:
         port, stats = free_port(), os.path.join(directory, "stats.json")
-        make, token = _client_factory(port, mode, certs)
+        make, token = _client_factory(port, mode, certs, num_blocks)
         extra = {"insecure": ["--insecure"], "token": [], "tls": ["--tls-cert", certs["server.pem"] if certs else "",
                                                                     "--tls-key", certs["server.key"] if certs else ""]}[mode]
         os.environ["NASNET_SEARCH_TOKEN"] = token
         try:
-            chief = start_chief(directory, port, trials, 0.0, stats, extra)
+            chief = start_chief(directory, port, trials, 0.0, stats, [*extra, "--num-blocks", str(num_blocks)])
         finally:
             del os.environ["NASNET_SEARCH_TOKEN"]
         wall = []
@@ -172,8 +173,14 @@ def run_simulation(trials: int, threads: int, mode: str, certs=None) -> dict:
         with open(stats) as f:
             result = json.load(f)
         per_trial = [c + e for c, e in zip(result["create_seconds"], result["end_seconds"])]
+        from tuner.state_journal import JOURNAL_FILE, read_state
+
+        project = os.path.join(directory, "ppo")
+        files = {"state_bytes": len(json.dumps(read_state(project))),
+                 "snapshot_bytes": os.path.getsize(os.path.join(project, "oracle.json")),
+                 "journal_bytes": os.path.getsize(os.path.join(project, JOURNAL_FILE))}
         return {"mode": mode, "trials": len(per_trial), "elapsed": elapsed, "per_trial": per_trial,
-                "client_ms": 1000 * statistics.median(wall), "unauthenticated": result["unauthenticated"]}
+                "client_ms": 1000 * statistics.median(wall), "unauthenticated": result["unauthenticated"], **files}
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -203,6 +210,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="trials per worker in the throughput runs")
     parser.add_argument("--seconds", type=float, default=1.0, help="cost of one throughput trial")
     parser.add_argument("--simulated", type=int, default=20000, help="zero-cost trials at 8 workers")
+    parser.add_argument("--num-blocks", type=int, default=5, help="blocks per cell of the simulated search space")
     parser.add_argument("--auth-trials", type=int, default=400, help="trials per mode for the token/TLS comparison")
     parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "history", "auth"])
     args = parser.parse_args(argv)
@@ -218,7 +226,7 @@ def main(argv=None) -> int:
             print(f"| {r['workers']} | {r['trials']} | {r['span']:.2f} | {r['per_s']:.3f} | {r['per_s'] / base:.2f}x "
                   f"| {r['overhead_ms']:.1f} |", flush=True)
     if "history" not in args.skip:
-        r = run_simulation(args.simulated, 8, "insecure")
+        r = run_simulation(args.simulated, 8, "insecure", num_blocks=args.num_blocks)
         n = len(r["per_trial"])
         early, late = window(r["per_trial"], 50, 150), window(r["per_trial"], n - 100, n)
         print(f"\n## Chief overhead per trial (CreateTrial + EndTrial, incl. the PPO update every 20), "
@@ -234,6 +242,9 @@ def main(argv=None) -> int:
         print(f"| last 100 | {med:.1f} | {mean:.1f} |")
         print(f"ratio last/early (median): {late[0] / early[0]:.2f}; client round trip (create+update+end) median "
               f"{r['client_ms']:.1f} ms", flush=True)
+        print(f"oracle state after {n} trials: {r['state_bytes'] / 1e6:.2f} MB as one JSON (what keras-tuner alone "
+              f"rewrites on every call); on disk: oracle.json {r['snapshot_bytes'] / 1e6:.2f} MB + journal "
+              f"{r['journal_bytes'] / 1e6:.2f} MB", flush=True)
     if "auth" not in args.skip:
         certs_dir = tempfile.mkdtemp(prefix="dist-certs-")
         try:

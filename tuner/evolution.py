@@ -38,6 +38,7 @@ from tuner.categorical import check_stored_space as _check_stored_space
 from tuner.categorical import default_objective as _default_objective
 from tuner.categorical import strategy_state
 from tuner.reward_cache import RewardCacheMixin
+from tuner.state_journal import StateJournalMixin
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
 STATE_KEY = "evolution_oracle"
@@ -46,7 +47,7 @@ DEFAULT_SAMPLE_SIZE = 5
 DEFAULT_MAX_TRIALS = 20000  # as tuner.oracles (which imports this module)
 
 
-class EvolutionOracle(RewardCacheMixin, keras_tuner.Oracle):
+class EvolutionOracle(StateJournalMixin, RewardCacheMixin, keras_tuner.Oracle):
     """Regularized evolution over a `SearchSpace` or `CategoricalSpace`.
 
     Args:

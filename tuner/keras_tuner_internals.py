@@ -19,6 +19,8 @@ Checked against keras-tuner 1.4.8 (setup.py pins `keras-tuner==1.4.*`).
     Oracle._get_oracle_fname() (<project_dir>/oracle.json)
     Oracle._retry_queue        (trial ids keras-tuner will run again, list, popped from the end)
     Oracle._run_times          (how often each trial has ended: the retry counter)
+    Oracle._save_trial / _check_consecutive_failures (overridden by tuner.state_journal,
+                               which writes oracle.json as a snapshot plus a journal)
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ OracleClient = _oracle_client.OracleClient
 # The private `keras_tuner.Oracle` attributes read or repaired by the fault-tolerant chief
 # (tuner/distributed/chief.py). Listed so the test can check that each still exists.
 ORACLE_PRIVATE_ATTRIBUTES = ("_retry_queue", "_run_times", "ongoing_trials", "tuner_ids", "end_order",
-                             "trials", "max_retries_per_trial", "_get_oracle_fname")
+                             "trials", "max_retries_per_trial", "_get_oracle_fname",
+                             # overridden by tuner.state_journal.StateJournalMixin
+                             "_save_trial", "_get_trial_dir", "_check_consecutive_failures",
+                             "max_consecutive_failed_trials", "start_order")
 
 
 def has_chief_oracle() -> bool:

@@ -23,7 +23,7 @@ log-probability), and a trial that ends FAILED is dropped. Neither reaches PPO, 
 crashed child cannot drag the baseline down or be reinforced against; they are counted
 in `num_skipped`.
 
-Persistence: `oracle.json` (JSON only) holds keras-tuner's state plus this oracle's
+Persistence: `oracle.json` (JSON only, with its journal: `tuner.state_journal`) holds keras-tuner's state plus this oracle's
 (space, PPO statistics and buffer, pending trials, sample counter). The controller and
 Adam weights are in `<project_dir>/controller.weights.npz` (`Controller.save`'s format, the
 Adam slots and state as its extra arrays), written atomically whenever they changed (after each PPO update, and once at start), *before* oracle.json, together
@@ -66,6 +66,7 @@ from tuner.categorical import strategy_state
 from tuner.evolution import EvolutionOracle
 from tuner.reward_cache import RewardCacheMixin
 from tuner.space import SearchSpace
+from tuner.state_journal import StateJournalMixin
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
 
@@ -77,7 +78,7 @@ SPACE_KEY = "search_space"
 DEFAULT_MAX_TRIALS = 20000
 
 
-class PPOOracle(RewardCacheMixin, keras_tuner.Oracle):
+class PPOOracle(StateJournalMixin, RewardCacheMixin, keras_tuner.Oracle):
     """The paper's search strategy: an LSTM controller trained with PPO (App. A.2-A.3).
 
     Args:
@@ -288,7 +289,7 @@ class PPOOracle(RewardCacheMixin, keras_tuner.Oracle):
         return changed
 
 
-class RandomOracle(RewardCacheMixin, RandomSearchOracle):
+class RandomOracle(StateJournalMixin, RewardCacheMixin, RandomSearchOracle):
     """The paper's baseline: every decision drawn uniformly (Sec. 4.4, Fig. 6).
 
     keras-tuner's `RandomSearchOracle` over `search_space.hyperparameters()`: each

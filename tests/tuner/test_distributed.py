@@ -24,6 +24,7 @@ from tests.tuner.distributed_helpers import (InProcessChief, free_port, read, ru
                                              wait_for)
 from tuner.distributed import fixed_cost, protocol
 from tuner.distributed.lock import ChiefLock
+from tuner.state_journal import read_state
 
 MAX_TRIALS = 16
 LEASE = 4.0
@@ -86,7 +87,7 @@ def test_search_survives_a_killed_worker_and_a_killed_chief(tmp_path, strategy="
     assert all(t["status"] == "COMPLETED" for t in trials.values()), {k: t["status"] for k, t in trials.items()}
     assert {k: t["score"] for k, t in trials.items()} == {
         k: pytest.approx(fixed_cost.score_of(t["hyperparameters"]["values"])) for k, t in trials.items()}
-    state = json.load(open(project / "oracle.json"))
+    state = read_state(str(project))  # oracle.json + its journal
     assert sorted(state["end_order"]) == sorted(trials)  # each trial ended once: none lost, none twice
     assert state["run_times"][lost] == 2 and sum(state["run_times"].values()) == MAX_TRIALS + 1
     assert finished_before <= set(_progress(read(logs["chief"])) + _progress(chief2))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -12,6 +11,7 @@ import pytest
 
 from tests.tuner.distributed_helpers import REPO, python_env
 from tuner import history
+from tuner.state_journal import read_state
 
 
 @pytest.mark.slow
@@ -31,7 +31,7 @@ def test_nasnet_search_with_two_workers_updates_the_controller_and_records_every
     workers = {worker for _, worker in lines}
     assert len(workers) == 2 and all(w.startswith(("worker0-", "worker1-")) for w in workers), workers
     project = directory / "ppo"
-    state = json.load(open(project / "oracle.json"))
+    state = read_state(str(project))  # oracle.json + its journal
     assert sorted(state["end_order"]) == ["0", "1", "2", "3"]  # every trial recorded once
     assert state["ppo_oracle"]["ppo"]["num_updates"] == 2 and state["ppo_oracle"]["pending"] == {}
     assert [r.status for r in history.read_trials(str(project))] == ["COMPLETED"] * 4

@@ -8,13 +8,13 @@ import subprocess
 import sys
 import time
 
-import keras_tuner
 import numpy as np
 import pytest
 
 from tuner import keras_tuner_internals as internals
 from tuner.oracles import WEIGHTS_FILE, make_oracle
 from tuner.space import SearchSpace
+from tuner.state_journal import StateJournalMixin
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -123,17 +123,17 @@ def test_kill_after_the_weights_file_but_before_oracle_json(tmp_path, monkeypatc
     oracle = fresh(tmp_path)
     finish(oracle, 0.1)
     finish(oracle, 0.2)
-    base_save = keras_tuner.Oracle.save
+    base_save = StateJournalMixin.save  # what writes oracle.json (snapshot + journal)
 
     def dying_save(self):
         if self is oracle and oracle.ppo.num_updates == 1:
             raise Killed()  # the update's weights are on disk, oracle.json is not
         base_save(self)
 
-    monkeypatch.setattr(keras_tuner.Oracle, "save", dying_save)
+    monkeypatch.setattr(StateJournalMixin, "save", dying_save)
     with pytest.raises(Killed):
         finish(oracle, 0.3)  # the 3rd reward triggers the update
-    monkeypatch.setattr(keras_tuner.Oracle, "save", base_save)
+    monkeypatch.setattr(StateJournalMixin, "save", base_save)
 
     resumed = fresh(tmp_path)
     resumed.reload()

@@ -32,7 +32,6 @@ and adds:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import socket
@@ -46,6 +45,7 @@ from keras_tuner.engine import trial as trial_module
 
 from tuner import keras_tuner_internals as kti
 from tuner.distributed import protocol
+from tuner.state_journal import read_state
 
 TrialStatus = trial_module.TrialStatus
 
@@ -297,11 +297,9 @@ class ChiefServicer(kti.OracleServicer):
 
     def _restore_ongoing(self) -> None:
         """After a restart, give each trial that was running back to its worker for one lease."""
-        path = kti.oracle_file(self.oracle)
-        if not os.path.exists(path):
+        if not os.path.exists(kti.oracle_file(self.oracle)):
             return
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f).get("ongoing_trials", {})
+        saved = read_state(kti.project_dir(self.oracle)).get("ongoing_trials", {})
         queue = kti.retry_queue(self.oracle)
         # keras-tuner's end_trial saves oracle.json before it forgets the trial as ongoing, so a
         # chief killed in between would re-queue (and re-run, and count twice) a finished trial.
