@@ -175,11 +175,24 @@ def _run(args) -> int:
     tuner = NASTuner(oracle, child, search_space=space, strategy="evolution", directory=directory, overwrite=True,
                      fit_verbose=0, run_info={"dataset": name, "subset": args.subset,
                                               "validation_size": args.validation_size, "seed": args.seed})
-    report = tuner.search(train, validation)
+    from nasnet_keras.errors import debug_requested
+    from tuner.keras_tuner_internals import failed_trial_tracebacks
+    from tuner.search import stopped_by_failures
+
+    try:
+        # Each failed child gets the tuner's one-line summary; its traceback only with --debug.
+        with failed_trial_tracebacks(debug_requested(getattr(args, "debug", False))):
+            report = tuner.search(train, validation)
+    except RuntimeError as error:
+        if not stopped_by_failures(error):
+            raise
+        if not tuner.best_genotypes(1):
+            raise tuner.no_child_completed(error) from error
+        print(f"Search stopped early: {str(error).splitlines()[0]}", flush=True)
+        report = tuner.write_report()
     best = tuner.best_genotypes(1)
     if not best:
-        print("No child completed; nothing to train further")
-        return 1
+        raise tuner.no_child_completed()
     genotype, search_score, trial_id = best[0]
     print(f"Best cell: trial {trial_id}, held-out accuracy {search_score:.4f}\n{genotype}")
     timings["search"] = time.perf_counter() - t

@@ -31,6 +31,7 @@ __all__ = [
     "atomic_directory",
     "write_text",
     "write_json",
+    "copy_bytes",
     "remove_stale_partials",
     "is_partial",
 ]
@@ -134,6 +135,23 @@ def atomic_directory(path: str, overwrite: bool = False) -> Iterator[str]:
         _remove(temporary)
         raise
     _fsync_directory(parent)
+
+
+_CHUNK = 16 * 1024 * 1024
+
+
+def copy_bytes(data: bytes, path: str) -> None:
+    """Write `data` to the new file `path` with ordinary Python I/O, in 16 MiB chunks.
+
+    Why: a full disk (or quota, or I/O error) then surfaces as a plain `OSError` from a
+    `write`, `flush` or `close` at whatever point it happens, which the caller can report
+    and clean up; libraries with their own I/O layer (HDF5) may instead crash. Meant for a
+    partial of `atomic_path`, which removes it on failure.
+    """
+    view = memoryview(data)
+    with open(path, "wb") as f:
+        for start in range(0, len(view), _CHUNK):
+            f.write(view[start:start + _CHUNK])
 
 
 def write_text(path: str, text: str, *, durable: bool = True) -> None:

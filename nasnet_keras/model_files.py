@@ -12,10 +12,14 @@ checkpoints) are loaded as before.
 A truncated or foreign file is reported as such (`'PATH' is not a readable HDF5 weights
 file`), and `load_keras_model` says "not a .keras archive" for a corrupt `.keras` file
 instead of Keras' "File not found".
+
+`weights_image` builds a stamped `.weights.h5` file in memory, so that HDF5 never writes to
+a disk that may fill up (see the function).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 
@@ -26,7 +30,7 @@ class UnreadableWeightsError(ValueError):
     """A weights file that cannot be opened as HDF5 (truncated, empty, another format)."""
 
 
-__all__ = ["UnreadableWeightsError", "genotype_id_of", "stamp_weights", "check_weights", "weights_genotype_id", "load_keras_model"]
+__all__ = ["UnreadableWeightsError", "genotype_id_of", "stamp_weights", "weights_image", "check_weights", "weights_genotype_id", "load_keras_model"]
 
 
 def genotype_id_of(model) -> str | None:
@@ -44,9 +48,11 @@ def genotype_id_of(model) -> str | None:
     return Genotype(normal, reduction).id
 
 
-def _open(path: str, mode: str = "r"):
+def _open(path, mode: str = "r"):
     import h5py
 
+    if isinstance(path, io.BytesIO):  # an in-memory image (`weights_image`)
+        return h5py.File(path, mode)
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(21, "Is a directory, not a weights file", path)
@@ -61,13 +67,43 @@ def _open(path: str, mode: str = "r"):
         ) from None
 
 
-def stamp_weights(path: str, model) -> None:
-    """Record `model`'s genotype id (and name) in the weights file `path`, just written by Keras."""
+def stamp_weights(path, model) -> None:
+    """Record `model`'s genotype id (and name) in the weights file `path` (or in-memory image), just written by Keras."""
     genotype_id = genotype_id_of(model)
     with _open(path, "a") as f:
         if genotype_id is not None:
             f.attrs[GENOTYPE_ATTRIBUTE] = genotype_id
         f.attrs[MODEL_ATTRIBUTE] = str(getattr(model, "name", ""))
+
+
+class _WeightsImage(io.BytesIO):
+    """An in-memory `.weights.h5` file that `Model.save_weights` accepts.
+
+    Keras' HDF5 store writes to an `io.BytesIO` as well as to a path; `save_weights` checks
+    only that `str(filepath)` ends in `.weights.h5`, which this name provides.
+    """
+
+    def __str__(self) -> str:
+        return "in-memory.weights.h5"
+
+
+def weights_image(model) -> bytes:
+    """`model`'s weights as the bytes of a stamped `.weights.h5` file, built in memory.
+
+    Why in memory: HDF5 that meets a full disk in the middle of a file leaves its library
+    in a state that crashes the interpreter (SIGSEGV at exit, after a traceback), and the
+    disk can fill after any free-space check. Built here, the file never touches the disk
+    through HDF5; the caller writes the bytes with ordinary Python I/O
+    (`fileio.copy_bytes`), whose ENOSPC is a plain OSError at any point. The cost is one
+    copy of the checkpoint in host memory while it is written.
+    """
+    image = _WeightsImage()
+    model.save_weights(image, overwrite=True)
+    stamp_weights(image, model)
+    data = image.getvalue()
+    if not data.startswith(b"\x89HDF"):
+        raise RuntimeError("Keras wrote no HDF5 image into memory (its save_weights no longer accepts a BytesIO)")
+    return data
 
 
 def weights_genotype_id(path: str) -> str | None:

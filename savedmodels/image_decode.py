@@ -11,7 +11,12 @@ A served model sees whatever a client sends. Every input is checked before it is
   `MAX_PIXELS` pixels (or of zero size) is refused, so a small file that claims
   100,000 x 100,000 pixels cannot make the server allocate 30 GB. Images decode to the
   model's channels (grayscale models: 1; RGB: 3; alpha dropped, first GIF frame) and are
-  resized (bilinear) to the model's size.
+  resized (bilinear) to the model's size. An image that fails to decode (truncated or
+  corrupt data) is an INVALID_ARGUMENT naming its index and format too: a decoder's own
+  error ("Invalid PNG data") cannot say which element of the batch it came from, so the
+  elements are decoded in a `tf.data` pipeline whose `ignore_errors` drops a failing one,
+  and the index missing from the result is reported (the decoder's reason goes to the
+  server's log).
 * float `images` (`serving_default`, `features`): the dtype is fixed by the signature;
   the shape [batch, H, W, C] is checked in the graph (a served function does not enforce
   its declared shape); values must be finite and within 0..255 (the documented pixel
@@ -29,7 +34,8 @@ import tensorflow as tf
 # 40 megapixels: a 12-50 MP phone or camera photo decodes; beyond that, resize on the client.
 MAX_PIXELS = 40_000_000
 PARALLEL_DECODES = 4
-FORMATS = "JPEG, PNG, GIF, BMP, WebP"
+FORMAT_NAMES = ("JPEG", "PNG", "GIF", "BMP", "WebP")
+FORMATS = ", ".join(FORMAT_NAMES)
 _HEAD = 32  # bytes of header read for the format and the dimensions
 
 
@@ -85,39 +91,90 @@ def _format_and_size(data):
     return known, height, width
 
 
+def _format_name(data):
+    """The format named by the first bytes of `data` (one of FORMAT_NAMES), or "unknown"."""
+    padded = data + b"\0" * _HEAD
+    flags = [_prefix(data, b"\xff\xd8\xff"), _prefix(data, b"\x89PNG"), _prefix(data, b"GIF8"), _prefix(data, b"BM"),
+             tf.logical_and(_prefix(data, b"RIFF"), tf.strings.substr(padded, 8, 4) == b"WEBP")]
+    name = tf.constant("unknown")
+    for flag, label in reversed(list(zip(flags, FORMAT_NAMES))):
+        name = tf.where(flag, tf.constant(label), name)
+    return name
+
+
+_OK, _UNKNOWN, _SIZE = 0, 1, 2
+
+
 def decode_images(image_bytes, size: tuple[int, int], channels: int = 3, signature: str = "serving_bytes",
                   input_name: str = "image_bytes"):
     """Encoded images (string [batch]) -> float32 [batch, H, W, channels], pixels 0..255.
 
-    Raises InvalidArgumentError naming the element for a string that is not an image of
-    an accepted format, an image larger than `MAX_PIXELS` or one that fails to decode.
+    Raises InvalidArgumentError naming the element (its index in the batch) for a string
+    that is not an image of an accepted format, an image larger than `MAX_PIXELS`, or one
+    that fails to decode (truncated, corrupt). Each element's header is read first and only
+    an accepted one is decoded; a header or decoder error drops the element from the
+    `tf.data` pipeline (`ignore_errors`), which is how its index is found.
     """
     height, width = size
+    count = tf.shape(image_bytes, out_type=tf.int64)[0]
+    zero = tf.constant(0, tf.int64)
+    blank = tf.zeros((height, width, channels), tf.float32)
 
-    def one(args):
-        index, data = args
-        known, h, w = _format_and_size(data)
-        first = tf.io.encode_base64(tf.strings.substr(data, 0, 12))  # ASCII: safe in an error message
-        check_format = tf.debugging.Assert(
-            known,
-            [f"{signature}: {input_name}[i] is not an encoded image (accepted: {FORMATS}); i =", index,
-             "length:", tf.strings.length(data), "first bytes (base64url):", first],
-        )
-        with tf.control_dependencies([check_format]):
-            pixels = h * w
-        check_size = tf.debugging.Assert(
-            tf.logical_and(pixels > 0, pixels <= MAX_PIXELS),
-            [f"{signature}: {input_name}[i] has an accepted size of 1..{MAX_PIXELS} pixels only; i =", index,
-             "height:", h, "width:", w],
-        )
-        with tf.control_dependencies([check_size]):
+    def one(index, data):
+        known, h, w = _format_and_size(data)  # a malformed JPEG header raises here: the element is dropped
+        pixels = h * w
+        status = tf.where(known, tf.where(tf.logical_and(pixels > 0, pixels <= MAX_PIXELS), _OK, _SIZE), _UNKNOWN)
+
+        def decode():
             image = tf.io.decode_image(data, channels=channels, dtype=tf.uint8, expand_animations=False)
-        image = tf.image.resize(image, (height, width), method="bilinear")
-        return tf.ensure_shape(image, (height, width, channels))
+            return tf.ensure_shape(tf.image.resize(image, (height, width), method="bilinear"), blank.shape)
 
-    indices = tf.range(tf.shape(image_bytes)[0])
-    return tf.map_fn(one, (indices, image_bytes), parallel_iterations=PARALLEL_DECODES,
-                     fn_output_signature=tf.TensorSpec((height, width, channels), tf.float32))
+        return index, status, h, w, tf.cond(tf.equal(status, _OK), decode, lambda: blank)
+
+    decoded = (tf.data.Dataset.from_tensor_slices((tf.range(count), image_bytes))
+               .map(one, num_parallel_calls=PARALLEL_DECODES, deterministic=True)
+               .ignore_errors(log_warning=True))
+    # One sentinel element so that an empty result (empty batch, every element failed) still batches.
+    sentinel = tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), tf.constant(_OK), zero, zero, blank))
+    indices, status, heights, widths, images = (
+        decoded.concatenate(sentinel).batch(2 ** 31 - 1).get_single_element())
+    indices, status, heights, widths, images = (t[:-1] for t in (indices, status, heights, widths, images))
+
+    padded = tf.concat([image_bytes, [""]], 0)  # gathers below stay in range when nothing failed
+
+    def first(mask, values, none):
+        """The first of `values` where `mask` holds (`none` if none), and whether there is one."""
+        chosen = tf.boolean_mask(values, mask)
+        return tf.reduce_min(tf.concat([chosen, [none]], 0)), tf.size(chosen) > 0
+
+    bad_format, any_format = first(tf.equal(status, _UNKNOWN), indices, count)
+    data = padded[bad_format]
+    check_format = tf.debugging.Assert(
+        tf.logical_not(any_format),
+        [f"{signature}: {input_name}[i] is not an encoded image (accepted: {FORMATS}); i =", bad_format,
+         "length:", tf.strings.length(data), "first bytes (base64url):",
+         tf.io.encode_base64(tf.strings.substr(data, 0, 12))],  # ASCII: safe in an error message
+    )
+    kept = tf.size(status, out_type=tf.int64)
+    at, any_size = first(tf.equal(status, _SIZE), tf.range(kept), kept)
+    size_values = [tf.concat([t, [zero]], 0)[at] for t in (indices, heights, widths)]
+    with tf.control_dependencies([check_format]):
+        check_size = tf.debugging.Assert(
+            tf.logical_not(any_size),
+            [f"{signature}: {input_name}[i] has an accepted size of 1..{MAX_PIXELS} pixels only; i =", size_values[0],
+             "height:", size_values[1], "width:", size_values[2]],
+        )
+    present = tf.scatter_nd(indices[:, None], tf.ones_like(indices), tf.reshape(count, [1])) > 0
+    failed, any_failed = first(tf.logical_not(present), tf.range(count), count)
+    data = padded[failed]
+    with tf.control_dependencies([check_size]):
+        check_decoded = tf.debugging.Assert(
+            tf.logical_not(any_failed),
+            [f"{signature}: {input_name}[i] does not decode (truncated or corrupt image data); i =", failed,
+             "format:", _format_name(data), "length:", tf.strings.length(data)],
+        )
+    with tf.control_dependencies([check_decoded]):
+        return tf.identity(images)
 
 
 def check_pixels(images, signature: str, input_name: str = "images", shape: tuple | None = None):

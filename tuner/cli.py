@@ -145,7 +145,7 @@ def run_search(args) -> int:
     from tuner.children import ChildConfig
     from tuner.oracles import make_oracle
     from tuner.keras_tuner_internals import is_chief_oracle, is_distributed_worker
-    from tuner.search import NASTuner
+    from tuner.search import NASTuner, stopped_by_failures
     from tuner.space import SearchSpace
 
     info = data.info(args.dataset)
@@ -202,7 +202,7 @@ def run_search(args) -> int:
         print(f"nasnet search: error: {error}", file=sys.stderr)
         return 1
     except RuntimeError as error:
-        if "consecutive failures" not in str(error):
+        if not stopped_by_failures(error):
             raise
         print(f"nasnet search: stopped: {str(error).splitlines()[0]} (raise --max-failures to go on)",
               file=sys.stderr)

@@ -21,11 +21,15 @@ Checked against keras-tuner 1.4.8 (setup.py pins `keras-tuner==1.4.*`).
     Oracle._run_times          (how often each trial has ended: the retry counter)
     Oracle._save_trial / _check_consecutive_failures (overridden by tuner.state_journal,
                                which writes oracle.json as a snapshot plus a journal)
+    keras_tuner.src.config.DEBUG (print each failed trial's traceback to stderr; default True)
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import keras_tuner
+from keras_tuner.src import config as _config
 from keras_tuner.src import protos as _protos
 from keras_tuner.src.distribute import oracle_chief as _oracle_chief
 from keras_tuner.src.distribute import oracle_client as _oracle_client
@@ -89,3 +93,19 @@ def retry_queue(oracle) -> list:
 def run_count(oracle, trial_id: str) -> int:
     """How many times `trial_id` has ended so far (keras-tuner's retry counter)."""
     return int(oracle._run_times[trial_id])
+
+
+@contextlib.contextmanager
+def failed_trial_tracebacks(shown: bool):
+    """Whether keras-tuner prints each failed trial's traceback to stderr, within the block.
+
+    The traceback is kept in the trial's `message` (trial.json) either way; a command that
+    logs one line per failed trial and reports the first failure's reason turns them off
+    unless the user asked for tracebacks (`--debug`).
+    """
+    previous = _config.DEBUG
+    _config.DEBUG = bool(shown)
+    try:
+        yield
+    finally:
+        _config.DEBUG = previous

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping
 import keras_tuner
 
 from nasnet_keras.checks import check_int
+from nasnet_keras.errors import USAGE_EXIT, RunFailed
 from nasnet_keras.fileio import write_json
 from nasnet_keras.genotype import Genotype, as_genotype
 from tuner import history, plots
@@ -50,6 +51,21 @@ FINAL_CELLS_FILE = "final_cells.png"
 RETRAIN_FILE = "retrain.json"
 CURVE_FILE = "search_curve.png"
 GENOTYPE_FILE = "genotype.json"
+
+
+class NoChildCompleted(RunFailed):
+    """Every child of a search failed: there is no best architecture to report or train further.
+
+    Its exit code is 2, a user fault's: the same settings fail the same way again, and the
+    first child's failure (out of memory, a NaN loss, a bad value) says what to change.
+    """
+
+    exit_code = USAGE_EXIT
+
+
+def stopped_by_failures(error: BaseException) -> bool:
+    """True for keras-tuner's "Number of consecutive failures exceeded the limit" stop (a RuntimeError)."""
+    return isinstance(error, RuntimeError) and "consecutive failures" in str(error)
 
 
 class NASTuner(keras_tuner.Tuner):
@@ -233,6 +249,18 @@ class NASTuner(keras_tuner.Tuner):
         # keras-tuner stores the traceback; its last line is "module.ErrorType: message".
         lines = [line.strip() for line in (trial.message or "").strip().splitlines() if line.strip()]
         return lines[-1][:240] if lines else "no message"
+
+    def no_child_completed(self, stop: BaseException | None = None) -> NoChildCompleted:
+        """The error for a search in which no child completed: one line with the count, why the
+        search stopped and the first failed child's reason (its last traceback line)."""
+        trials = [self.oracle.trials[trial_id] for trial_id in getattr(self.oracle, "end_order", [])
+                  if trial_id in self.oracle.trials] or list(self.oracle.trials.values())
+        failed = [trial for trial in trials if str(trial.status) == "FAILED"]
+        stopped = f" (keras-tuner: {str(stop).splitlines()[0].strip()})" if stop is not None else ""
+        first = (f"; the first, trial {failed[0].trial_id}, failed with: {self._failure_reason(failed[0])}"
+                 if failed else "")
+        return NoChildCompleted(f"no child completed: {len(failed)} of {len(trials)} children failed, so the search "
+                                f"stopped{stopped}{first}")
 
     def load_model(self, trial):
         raise NotImplementedError(

@@ -11,7 +11,9 @@ Routes are tried in order and the first that works wins:
    variable, or TFDS' own default). It downloads (announced on stderr) only when asked
    (`download=True`) or, by default, when no data directory was named: an explicit
    `data_dir` is read or rejected with the reason, never downloaded into. ImageNet needs its
-   archives in a `manual_dir`.
+   archives in a `manual_dir`. A download is bounded in time
+   (`NASNET_KERAS_DOWNLOAD_TIMEOUT`, default 1800 s) and leaves nothing behind when it fails
+   or is stopped (`nasnet_keras.data.download`).
 
 When every route fails the caller gets one `DatasetNotFoundError` (both a
 `FileNotFoundError` and a `ValueError`, so command lines print it cleanly) that lists each
@@ -26,6 +28,7 @@ import sys
 
 import numpy as np
 
+from nasnet_keras.data import download as tfds_download
 from nasnet_keras.data import idx
 from nasnet_keras.data.catalog import DatasetInfo, DatasetSpec, get_spec
 from nasnet_keras.data.validation import LabelRangeError, assert_labels_in_range, check_label_array
@@ -108,21 +111,20 @@ def _tfds_data_dir(data_dir: str | None) -> str | None:
     return os.environ.get(DATA_DIR_ENV) or None
 
 
-def _load_tfds(spec: DatasetSpec, split: str, data_dir: str | None, download: bool, manual_dir: str | None):
+def _load_tfds(spec: DatasetSpec, split: str, data_dir: str | None, manual_dir: str | None):
+    """Read prepared TFDS data; never downloads (a download goes through `_download_tfds`)."""
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    kwargs = {}
-    if manual_dir is not None:
-        kwargs["download_and_prepare_kwargs"] = {
-            "download_config": tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir))
-        }
-    ds = tfds.load(
-        spec.tfds_name, split=split, data_dir=data_dir, download=download, as_supervised=True,
-        shuffle_files=False, **kwargs,
-    )
+    ds = tfds.load(spec.tfds_name, split=split, data_dir=data_dir, download=False, as_supervised=True,
+                   shuffle_files=False)
     ds = ds.map(lambda image, label: (tf.cast(image, tf.uint8), tf.cast(label, tf.int64)))
     return assert_labels_in_range(ds, spec.num_classes, spec.name)
+
+
+def _download_tfds(spec: DatasetSpec, data_dir: str, manual_dir: str | None, timeout: float | None) -> None:
+    """Download and prepare into `data_dir` within `timeout` s, or raise `DownloadFailed` leaving no debris."""
+    tfds_download.download_and_prepare(spec.tfds_name, data_dir, manual_dir, timeout)
 
 
 def _short(error: BaseException) -> str:
@@ -166,21 +168,41 @@ def load(name: str, split: str, data_dir: str | None = None, *, download: bool |
             # unasked (ImageNet's manual_dir asks for its preparation explicitly).
             download = tfds_dir is None or manual_dir is not None
         try:
-            return _load_tfds(spec, split, tfds_dir, False, manual_dir)
+            return _load_tfds(spec, split, tfds_dir, manual_dir)
         except Exception as error:  # TFDS raises many types (AssertionError, DownloadError, ...)
-            if not download:
-                attempts.append(f"TensorFlow Datasets '{spec.tfds_name}' in {where} (download=False): {_short(error)}")
+            attempts.append(f"TensorFlow Datasets '{spec.tfds_name}' in {where} (download=False): {_short(error)}")
         if download:
+            timeout = tfds_download.download_timeout(manual=manual_dir is not None)
+            target = tfds_dir or tfds_download.default_data_dir()
+            limit = "no time limit" if timeout is None else f"stops after {timeout:g} s"
             print(f"nasnet_keras.data: {spec.name!r} is not prepared in {where}; downloading and preparing it with "
-                  f"TensorFlow Datasets (needs internet; to stay offline pass data_dir=DIR / --data-dir DIR with the "
-                  "data, or download=False)", file=sys.stderr, flush=True)
+                  f"TensorFlow Datasets into {target} (needs internet; {limit}, "
+                  f"${tfds_download.DOWNLOAD_TIMEOUT_ENV}; to stay offline pass data_dir=DIR / --data-dir DIR "
+                  "with the data, or download=False)", file=sys.stderr, flush=True)
             try:
-                return _load_tfds(spec, split, tfds_dir, True, manual_dir)
-            except Exception as error:
-                attempts.append(
-                    f"TensorFlow Datasets '{spec.tfds_name}' in {where} (download=True): {_short(error)}"
-                )
+                _download_tfds(spec, target, manual_dir, timeout)
+            except tfds_download.DownloadFailed as failure:
+                if failure.timed_out:
+                    raise DatasetNotFoundError(_timeout_message(spec, split, target, timeout, attempts)) from None
+                attempts.append(f"TensorFlow Datasets '{spec.tfds_name}' download into {target}: {failure.reason} "
+                                "(its partial files were removed)")
+            else:
+                try:
+                    return _load_tfds(spec, split, target, manual_dir)
+                except Exception as error:
+                    attempts.append(f"TensorFlow Datasets '{spec.tfds_name}' in {target} after downloading: "
+                                    f"{_short(error)}")
     raise DatasetNotFoundError(_not_found_message(spec, split, data_dir, attempts))
+
+
+def _timeout_message(spec: DatasetSpec, split: str, target: str, timeout: float, attempts: list[str]) -> str:
+    """One line: a stopped download is the whole story (the routes before it only lacked the data)."""
+    tried = [attempt.split(":")[0] for attempt in attempts]
+    return (f"Dataset {spec.name!r} (split {split!r}) could not be loaded: the TensorFlow Datasets download into "
+            f"{target} did not finish within {timeout:g} s (${tfds_download.DOWNLOAD_TIMEOUT_ENV}) and was stopped; "
+            f"its partial files were removed. Tried: {'; '.join(tried + ['a download'])}. To stay offline, put the "
+            f"data in a directory and pass --data-dir DIR (data_dir=DIR); to wait longer, set "
+            f"{tfds_download.DOWNLOAD_TIMEOUT_ENV}=SECONDS (or 'none')")
 
 
 def _not_found_message(spec: DatasetSpec, split: str, data_dir, attempts: list[str]) -> str:

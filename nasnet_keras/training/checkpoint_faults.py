@@ -1,11 +1,14 @@
 """Checkpoints under faults: a full disk stops the run cleanly, a damaged file is skipped.
 
-* Writing (`writing`): the checkpoint is written to a partial beside it
-  (`nasnet_keras.fileio.atomic_path`) and renamed only when complete. When the write fails
-  -- ENOSPC, EDQUOT, EIO, a read-only file system, h5py's own write errors -- the partial
-  is removed, the earlier checkpoints stay as they were, and `CheckpointWriteFailed` says
-  why and which checkpoint a re-run will resume from. (Left to propagate, the h5py error
-  from a full disk was followed by a segfault at interpreter exit, with the partial left.)
+* Writing (`writing`): the checkpoint is built in memory (`model_files.weights_image`: HDF5
+  never writes to the disk, because HDF5 meeting a full disk mid-file crashed the
+  interpreter at exit, SIGSEGV, with the partial left), its exact size is checked against
+  the free space, and its bytes are copied with ordinary Python I/O (`fileio.copy_bytes`)
+  into a partial beside it (`fileio.atomic_path`), renamed only when complete. A disk that
+  fills after the check gives a plain OSError during the copy. When the write fails --
+  ENOSPC, EDQUOT, EIO, a read-only file system -- the partial is removed, the earlier
+  checkpoints stay as they were, and `CheckpointWriteFailed` says why and which checkpoint
+  a re-run will resume from.
 * Reading (`newest_intact`): a resume takes the newest checkpoint that opens as HDF5; a
   truncated newer one (a disk that filled while an older version of this package wrote
   it, a copy cut short) is reported in a warning naming it and the one used instead.
@@ -52,16 +55,6 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"[:300]
 
 
-def bytes_needed(model, previous: str | None) -> int:
-    """A safe size for the next checkpoint: the previous one's, or the variables' bytes, plus HDF5's overhead."""
-    import numpy as np
-
-    variables = list(model.weights) + list(getattr(model.optimizer, "variables", []) or [])
-    raw = sum(int(np.prod(v.shape)) * np.dtype(getattr(v, "dtype", "float32")).itemsize for v in variables)
-    size = max(raw, os.path.getsize(previous) if previous and os.path.exists(previous) else 0)
-    return int(size * 1.1) + 64 * 1024
-
-
 def _free_bytes(folder: str) -> int | None:
     try:
         return shutil.disk_usage(folder).free
@@ -69,25 +62,26 @@ def _free_bytes(folder: str) -> int | None:
         return None
 
 
+_MARGIN = 64 * 1024  # the file system's own metadata for a new file
+
+
 @contextlib.contextmanager
-def writing(run_dir, path: str, step: int, model=None):
+def writing(run_dir, path: str, step: int, size: int | None = None):
     """Yield the partial path to write checkpoint `path` into; a failure raises CheckpointWriteFailed.
 
-    When `model` is given, the free space is checked first: HDF5 that hits a full disk
-    in the middle of a file leaves its library in a state that crashes the interpreter at
-    exit (SIGSEGV, reproduced with a plain Keras model and h5py 3.x), so a write that
-    cannot fit is refused before it starts.
+    When `size` (the bytes about to be written) is given, the free space is checked first,
+    so a write that cannot fit is refused before anything is written; a disk that fills
+    later is caught during the write.
     """
     before = run_dir.latest_checkpoint()
     kept = (f"the last good checkpoint, {os.path.basename(before[1])} (step {before[0]}), is kept"
             if before else "no earlier checkpoint exists")
-    if model is not None:
-        needed, free = bytes_needed(model, before[1] if before else None), _free_bytes(os.path.dirname(path))
-        if free is not None and free < needed:
+    if size is not None:
+        free = _free_bytes(os.path.dirname(path))
+        if free is not None and free < size + _MARGIN:
             raise CheckpointWriteFailed(
                 f"Could not write checkpoint {path!r} (step {step}): {os.strerror(errno.ENOSPC)} ({free:,} bytes free, "
-                f"about {needed:,} needed); nothing was written and {kept}; free space and run the same command "
-                "again to resume"
+                f"{size:,} needed); nothing was written and {kept}; free space and run the same command again to resume"
             )
     try:
         with fileio.atomic_path(path) as temporary:

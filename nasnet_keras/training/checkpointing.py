@@ -32,8 +32,9 @@ from typing import Any, Iterator
 import keras
 
 from nasnet_keras.checks import check_int
+from nasnet_keras import fileio
 from nasnet_keras.fileio import write_json
-from nasnet_keras.model_files import stamp_weights
+from nasnet_keras.model_files import weights_image
 from nasnet_keras.training import checkpoint_faults
 from nasnet_keras.training.divergence import check_finite_weights
 
@@ -178,7 +179,8 @@ class RunDirectory:
     def save(self, model: keras.Model, step: int, keep: int = 2) -> str:
         """Write checkpoint `step` atomically; keep the newest `keep` checkpoints.
 
-        The file carries the genotype id (`model_files.stamp_weights`). A write that fails
+        The file carries the genotype id (`model_files.stamp_weights`); it is built in memory and
+        copied with plain Python I/O (`checkpoint_faults`), so a write that fails at any point
         (a full disk) removes its partial, keeps every earlier checkpoint and raises
         `checkpoint_faults.CheckpointWriteFailed` with the reason.
         """
@@ -186,9 +188,10 @@ class RunDirectory:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"ckpt-{step:09d}.weights.h5")
         checkpoint_faults.remove_partials(folder)  # of runs killed while writing
-        with checkpoint_faults.writing(self, path, step, model) as temporary:
-            model.save_weights(temporary, overwrite=True)
-            stamp_weights(temporary, model)
+        image = weights_image(model)  # in memory: HDF5 never meets a full disk (checkpoint_faults)
+        with checkpoint_faults.writing(self, path, step, len(image)) as temporary:
+            fileio.copy_bytes(image, temporary)
+        del image
         if keep > 0:
             for _, old in self.checkpoints()[:-keep]:
                 os.remove(old)

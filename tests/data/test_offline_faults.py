@@ -57,11 +57,16 @@ def broken_dirs(tmp_path):
 def test_a_named_directory_is_never_downloaded_into(tmp_path, monkeypatch):
     calls = []
 
-    def recorder(spec, split, data_dir, download, manual_dir):
-        calls.append((data_dir, download))
+    def recorder(spec, split, data_dir, manual_dir):
+        calls.append(("read", data_dir))
         raise AssertionError(f"could not find data in {data_dir}")
 
+    def no_download(spec, data_dir, manual_dir, timeout):
+        calls.append(("download", data_dir))
+        raise AssertionError("a named directory was downloaded into")
+
     monkeypatch.setattr(sources, "_load_tfds", recorder)
+    monkeypatch.setattr(sources, "_download_tfds", no_download)
     for directory, reason in broken_dirs(tmp_path).items():
         before = listing(tmp_path)
         with pytest.raises(data.DatasetNotFoundError) as error:
@@ -71,11 +76,11 @@ def test_a_named_directory_is_never_downloaded_into(tmp_path, monkeypatch):
         assert f"local IDX files in {directory}" in message and reason in message, message
         assert "(download=False)" in message
         assert listing(tmp_path) == before
-    assert calls and all(download is False for _, download in calls)
+    assert calls and all(kind == "read" for kind, _ in calls)
     # The same through the search split and the training plan's data (both read through `load`).
     with pytest.raises(data.DatasetNotFoundError):
         data.search_split("fashion_mnist", validation_size=10, subset=10, data_dir=str(tmp_path / "empty"))
-    assert all(download is False for _, download in calls)
+    assert all(kind == "read" for kind, _ in calls)
 
 
 def test_real_tfds_on_an_empty_directory_answers_at_once_and_writes_nothing(tmp_path):
@@ -88,30 +93,41 @@ def test_real_tfds_on_an_empty_directory_answers_at_once_and_writes_nothing(tmp_
 
 def test_downloads_are_announced_and_only_when_no_directory_is_named(tmp_path, monkeypatch, capsys):
     calls = []
+    prepared = set()
 
-    def fake(spec, split, data_dir, download, manual_dir):
-        calls.append((data_dir, download))
-        if not download:
+    def read(spec, split, data_dir, manual_dir):
+        calls.append(("read", data_dir))
+        if data_dir not in prepared:
             raise AssertionError("not prepared")
         return "downloaded"
 
-    monkeypatch.setattr(sources, "_load_tfds", fake)
+    def download(spec, data_dir, manual_dir, timeout):
+        calls.append(("download", data_dir))
+        prepared.add(data_dir)
+
+    monkeypatch.setattr(sources, "_load_tfds", read)
+    monkeypatch.setattr(sources, "_download_tfds", download)
     monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "default"))
     # cifar10 has no local route: with no directory named, TFDS may download, and says so.
     assert data.load("cifar10", "test") == "downloaded"
-    assert calls == [(None, False), (None, True)]
-    assert "downloading and preparing it with TensorFlow Datasets" in capsys.readouterr().err
+    default = str(tmp_path / "default")
+    assert calls == [("read", None), ("download", default), ("read", default)]
+    err = capsys.readouterr().err
+    assert "downloading and preparing it with TensorFlow Datasets into " + default in err
+    assert "stops after 1800 s" in err
     calls.clear()
     with pytest.raises(data.DatasetNotFoundError):
         data.load("cifar10", "test", str(tmp_path))
-    assert calls == [(str(tmp_path), False)]
+    assert calls == [("read", str(tmp_path))]
     calls.clear()
     monkeypatch.setenv(sources.DATA_DIR_ENV, str(tmp_path))  # a directory named by the environment
     with pytest.raises(data.DatasetNotFoundError):
         data.load("cifar10", "test")
-    assert calls == [(str(tmp_path), False)]
+    assert calls == [("read", str(tmp_path))]
     calls.clear()
     assert data.load("cifar10", "test", str(tmp_path), download=True) == "downloaded"  # asked explicitly
+    assert calls == [("read", str(tmp_path)), ("download", str(tmp_path)), ("read", str(tmp_path))]
     assert capsys.readouterr().err.count("downloading") == 1
 
 

@@ -30,12 +30,39 @@ def test_non_image_bytes_name_the_element(loaded, payload):
     assert "i =] [1]" in message  # the offending element's index
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "png"])
-def test_truncated_image_is_an_error_not_a_zero_image(loaded, fmt):
+def _encoded(fmt):
+    """A 48x40 photo-like image encoded as `fmt` (Pillow writes the formats TF cannot encode)."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.RandomState(0).randint(0, 256, (48, 40, 3)).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP", "WEBP"])
+def test_truncated_or_corrupt_image_names_the_element(loaded, fmt):
+    """A decoder's own error cannot say which element failed; the signature's must (and never a zero image)."""
+    good = _encoded(fmt)
+    assert loaded.signatures["serving_bytes"](image_bytes=tf.constant([good]))["probabilities"].shape == (1, 5)
     jpeg, png = _photo_bytes()
-    data = jpeg if fmt == "jpeg" else png
-    message = _error_of(loaded, [data[: len(data) // 2]])
-    assert f"Invalid {fmt.upper()} data" in message
+    damaged = {"first half": good[: len(good) // 2], "header only": good[:40], "last byte missing": good[:-1]}
+    if fmt == "PNG":
+        body = bytearray(good)
+        body[len(body) // 2] ^= 0xFF  # a flipped bit in the image data: the chunk's CRC fails
+        damaged["corrupt body"] = bytes(body)
+    if fmt not in ("JPEG", "PNG"):
+        del damaged["last byte missing"]  # GIF's trailer, BMP's row padding, WebP's last byte carry no pixels
+    for name, data in damaged.items():
+        for position in (0, 2):
+            batch = [jpeg, png, jpeg]
+            batch[position] = data
+            message = _error_of(loaded, batch)
+            expected = (f"image_bytes[i] does not decode (truncated or corrupt image data); i =] [{position}] "
+                        f"[format:] [{'WebP' if fmt == 'WEBP' else fmt}] [length:] [{len(data)}]")
+            assert expected in message, (fmt, name, message)
 
 
 def test_export_argument_errors(classifier, tmp_path):

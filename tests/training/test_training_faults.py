@@ -7,7 +7,9 @@ on a tiny one-block genotype at 8x8 so that the whole run (build, trace, fit) st
 
 import errno
 import gzip
+import io
 import os
+import shutil
 
 import h5py
 import keras
@@ -127,39 +129,129 @@ def model_at(step: int):
     return model
 
 
-@pytest.mark.parametrize("error, reason", [
-    (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
-    (OSError(errno.EDQUOT, "Disk quota exceeded"), "Disk quota exceeded"),
-    (OSError(errno.EIO, "Input/output error"), "Input/output error"),
-    (RuntimeError("Can't write data (file write failed: time = x, filename = 'p', errno = 28, error message = "
-                  "'No space left on device')"), "No space left on device"),  # how h5py reports it
+class FillingDisk:
+    """`open` for `fileio.copy_bytes` on a disk that fills: the first `good` binary files are written,
+    then a file gets `budget` bytes (really written, so a partial exists) and its write --
+    or, with `at_close`, its close -- raises OSError(code)."""
+
+    def __init__(self, code, budget=0, good=0, at_close=False):
+        self.code, self.budget, self.good, self.at_close, self.calls = code, budget, good, at_close, 0
+
+    def __call__(self, path, mode="r", *args, **kwargs):
+        if mode != "wb":  # fileio's text and JSON files (a run's manifest, its events)
+            return open(path, mode, *args, **kwargs)
+        self.calls += 1
+        if self.calls <= self.good:
+            return open(path, mode, *args, **kwargs)
+        disk = self
+
+        class Filling(io.FileIO):
+            written = 0
+
+            def write(self, data):
+                room = max(disk.budget - self.written, 0)
+                if not disk.at_close and len(data) > room:
+                    self.written += super().write(bytes(data[:room]))
+                    raise OSError(disk.code, os.strerror(disk.code))
+                self.written += len(data)
+                return super().write(data)
+
+            def close(self):
+                super().close()
+                if disk.at_close:
+                    raise OSError(disk.code, os.strerror(disk.code))
+
+        return Filling(path, "wb")
+
+
+@pytest.mark.parametrize("code, budget, at_close", [
+    (errno.ENOSPC, 0, False),  # the disk is full at the first byte
+    (errno.ENOSPC, 10_000, False),  # it fills in the middle of the file (after a few chunks)
+    (errno.ENOSPC, 0, True),  # the last bytes fail when the file is closed (flushed)
+    (errno.EDQUOT, 5_000, False),
+    (errno.EIO, 5_000, False),
 ])
-def test_a_failed_checkpoint_write_stops_cleanly_and_keeps_the_last_good_one(tmp_path, monkeypatch, error, reason):
+def test_a_checkpoint_write_that_fails_at_any_point_stops_cleanly_and_keeps_the_last_good_one(
+        tmp_path, monkeypatch, code, budget, at_close):
+    from nasnet_keras import fileio
+
     model = model_at(2)
     run = RunDirectory(tmp_path / "run")
     good = run.save(model, 2)
     before = snapshot(run.path)
-
-    def full_disk(path, overwrite=True):
-        with open(path, "wb") as f:
-            f.write(b"\x89HDF\r\n\x1a\n half of a file")
-        raise error
-
-    monkeypatch.setattr(model, "save_weights", full_disk)
+    monkeypatch.setattr(fileio, "_CHUNK", 4096)
+    monkeypatch.setattr(fileio, "open", FillingDisk(code, budget, at_close=at_close), raising=False)
     callback = CheckpointCallback(run)
     callback.set_model(model)
     with pytest.raises(CheckpointWriteFailed) as failure:
         callback._save(4)
     message = str(failure.value)
-    assert reason in message and "ckpt-000000004.weights.h5" in message
+    assert os.strerror(code) in message and "ckpt-000000004.weights.h5" in message, message
     assert f"{os.path.basename(good)} (step 2), is kept" in message and "run the same command again" in message
     assert snapshot(run.path) == before  # partial removed, the good checkpoint untouched
     assert sorted(os.listdir(run.file("checkpoints"))) == [os.path.basename(good)]
 
 
-def test_a_checkpoint_that_cannot_fit_is_refused_before_it_is_written(tmp_path, monkeypatch):
-    import shutil
+def test_a_train_run_whose_disk_fills_after_the_free_space_check_exits_1_with_the_reason(
+        tmp_path, monkeypatch, capsys):
+    """End to end: checkpoints 1 and 2 are written, the disk fills during checkpoint 3."""
+    from nasnet_keras import fileio
 
+    disk = FillingDisk(errno.ENOSPC, budget=3000, good=2)
+    monkeypatch.setattr(fileio, "open", disk, raising=False)
+    code = cli.main(train_argv(tmp_path, idx_dir(tmp_path / "data"), "--save-every-steps", "1"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1, err
+    assert err[-1].startswith("nasnet train: error: Could not write checkpoint "), err
+    assert "ckpt-000000003.weights.h5' (step 3): No space left on device" in err[-1]
+    assert "ckpt-000000002.weights.h5 (step 2), is kept" in err[-1]
+    run = RunDirectory(tmp_path / "run")
+    assert [step for step, _ in run.checkpoints()] == [1, 2] and disk.calls == 3
+    assert not [name for name in os.listdir(run.file("checkpoints")) if fileio.is_partial(name)]
+    assert not os.path.exists(run.file("final.keras"))
+    from nasnet_keras.model_files import weights_genotype_id
+
+    assert weights_genotype_id(run.checkpoints()[-1][1]) == CELL.id  # the kept checkpoint is intact HDF5
+
+
+def test_a_real_full_tmpfs_stops_the_write_cleanly(tmp_path, monkeypatch):
+    """A small tmpfs (needs root and mount): the kernel's own ENOSPC, during the byte copy."""
+    import subprocess
+
+    from nasnet_keras.training import checkpoint_faults
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        model = model_at(2)
+        run = RunDirectory(mount / "run")
+        good = run.save(model, 2)
+        filler = mount / "filler"
+        with open(filler, "wb") as f:  # leave less room than a checkpoint takes
+            f.write(b"\0" * (shutil.disk_usage(mount).free - os.path.getsize(good) // 2))
+        before = snapshot(run.path)
+        # Let the write start as if the disk had room at the check: it fills during the copy.
+        monkeypatch.setattr(checkpoint_faults, "_free_bytes", lambda folder: None)
+        model.optimizer.iterations.assign(4)
+        with pytest.raises(CheckpointWriteFailed, match=r"ckpt-000000004.weights.h5' \(step 4\): No space left on "
+                                                        r"device. The partial file was removed"):
+            run.save(model, 4)
+        assert snapshot(run.path) == before
+        assert run.restore(model_at(0)) == 2
+        # With the check in place the same write is refused before anything is written.
+        monkeypatch.undo()
+        with pytest.raises(CheckpointWriteFailed, match=r"No space left on device \([\d,]+ bytes free, [\d,]+ needed\); "
+                                                        r"nothing was written"):
+            run.save(model, 4)
+        assert snapshot(run.path) == before
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_checkpoint_that_cannot_fit_is_refused_before_it_is_written(tmp_path, monkeypatch):
     from nasnet_keras.training import checkpoint_faults
 
     model = model_at(2)
@@ -169,7 +261,7 @@ def test_a_checkpoint_that_cannot_fit_is_refused_before_it_is_written(tmp_path, 
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(checkpoint_faults.shutil, "disk_usage", lambda path: usage._replace(free=4096))
     model.optimizer.iterations.assign(4)
-    with pytest.raises(CheckpointWriteFailed, match=r"No space left on device \(4,096 bytes free, about .* needed\); "
+    with pytest.raises(CheckpointWriteFailed, match=r"No space left on device \(4,096 bytes free, [\d,]+ needed\); "
                                                     rf"nothing was written and the last good checkpoint, "
                                                     rf"{os.path.basename(good)} \(step 2\), is kept"):
         run.save(model, 4)

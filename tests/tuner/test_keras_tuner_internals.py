@@ -85,3 +85,14 @@ def test_the_chief_role_is_still_chosen_by_the_tuner_id(monkeypatch):
     assert internals.has_chief_oracle() and internals.is_chief_oracle()
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker-1")
     assert internals.has_chief_oracle() and not internals.is_chief_oracle()
+
+
+def test_failed_trial_tracebacks_still_follow_the_config_flag():
+    from keras_tuner.src import config
+    from keras_tuner.src.engine import base_tuner
+
+    assert "config_module.DEBUG" in inspect.getsource(base_tuner.BaseTuner._try_run_and_update_trial)
+    before = config.DEBUG
+    with internals.failed_trial_tracebacks(False):
+        assert config.DEBUG is False
+    assert config.DEBUG == before
