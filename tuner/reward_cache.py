@@ -1,8 +1,8 @@
 """No child is trained twice: rewards of known architectures, kept in the oracle's state.
 
 A strategy samples repeats: PPO's policy concentrates, evolution's mutations revisit, and
-two decision lists can describe one architecture (NASNet: blocks whose outputs are
-unused; NAS-Bench-Graph: isomorphic cells). Training a repeat again costs a child's full
+two decision lists can describe one architecture (NASNet: an `add` block with its two
+terms swapped, `SearchSpace.architecture_key`; NAS-Bench-Graph: isomorphic cells). Training a repeat again costs a child's full
 training for a reward that is already known. `RewardCacheMixin` sits between keras-tuner's
 `create_trial` and a strategy's own proposal (`_propose`):
 

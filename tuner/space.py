@@ -156,6 +156,26 @@ class SearchSpace:
             values[name] = options[int(index)]
         return values
 
+    def architecture_key(self, values: Mapping[str, Any]) -> str:
+        """The reward cache's key: the genotype id after putting each `add` block's two
+        (input, op) pairs in a fixed order.
+
+        A sum does not depend on the order of its terms, so the two orders are one
+        architecture (the controller can sample either, and would train it twice). A
+        `concat` block keeps its order: it fixes the channel order the next layers see.
+        """
+        genotype = self.decode(values)
+        cells = []
+        for cell in (genotype.normal, genotype.reduction):
+            blocks = []
+            for block in cell.blocks:
+                if block.combine == "add":
+                    pairs = sorted(zip(block.inputs, block.ops))
+                    block = Block(tuple(i for i, _ in pairs), tuple(o for _, o in pairs), block.combine)
+                blocks.append(block)
+            cells.append(CellGenotype(tuple(blocks), cell.cell_type))
+        return Genotype(*cells).id
+
     def decode(self, values: Mapping[str, Any]) -> Genotype:
         """keras-tuner values -> Genotype (default output: the loose ends are concatenated)."""
         clean = self.from_indices(self.to_indices(values))  # validated, plain Python types

@@ -279,3 +279,22 @@ def test_a_project_of_another_strategy_is_refused_on_resume():
     evolution_state = EvolutionOracle(space, seed=0, max_trials=2).get_state()
     with pytest.raises(ValueError, match="'ppo_oracle' entry: the project was not written by a PPOOracle"):
         PPOOracle(space, seed=0, max_trials=2).set_state(evolution_state)
+
+
+def test_an_add_block_with_its_two_terms_swapped_is_one_architecture():
+    """The cache key of NASNet children: a sum's terms in either order are one child; concat's are not."""
+    from tuner.space import SearchSpace
+
+    space = SearchSpace(num_blocks=2)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        values = space.from_indices([int(rng.integers(s)) for s in space.sizes])
+        for cell in ("normal", "reduction"):
+            swapped = dict(values)
+            for a, b in (("input_1", "input_2"), ("op_1", "op_2")):
+                swapped[f"{cell}_b1_{a}"], swapped[f"{cell}_b1_{b}"] = values[f"{cell}_b1_{b}"], values[f"{cell}_b1_{a}"]
+            if swapped == values:
+                continue  # both terms alike: nothing swapped
+            same = space.architecture_key(swapped) == space.architecture_key(values)
+            assert same == (values[f"{cell}_b1_combine"] == "add"), (cell, values)
+            assert space.decode(swapped).id != space.decode(values).id  # the genotype itself keeps its order
