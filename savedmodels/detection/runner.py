@@ -143,8 +143,25 @@ def _run(params, model_dir, mode):
         with strategy.scope():
             logs = experiment.controller.evaluate(steps=params.trainer.validation_steps)
         return experiment.trainer.model, _metrics(logs)
+    _create_optimizer_slots(experiment.trainer, strategy)
     model, logs = experiment.run()
     return model, _metrics(logs)
+
+
+def _create_optimizer_slots(trainer, strategy):
+    """Create the optimizer's variables (momentum slots, hyperparameters) before the first step.
+
+    Left to the first train step, they are created inside Model Garden's traced train loop,
+    and a `tf.function` that creates variables is traced twice (once creating them, once
+    without): the whole detector's forward and backward graph again, a large part of a short
+    run's time. The checkpoint has been restored by now; slots created here get their saved
+    values through the optimizer's deferred slot restoration, as they would in the step.
+    """
+    create = getattr(trainer.optimizer, "_create_all_weights", None)  # tf_keras legacy optimizers: Model
+    if create is None:  # Garden's default; idempotent. Others create their variables in the first step.
+        return
+    with strategy.scope():
+        create(trainer.model.trainable_variables)
 
 
 def _metrics(logs) -> dict:
