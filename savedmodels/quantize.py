@@ -6,6 +6,14 @@
   depthwise separable convolutions lose too much with one scale per tensor), unsigned
   8-bit activations (the VNNI-friendly U8S8 combination ONNX Runtime recommends on x86),
   after ONNX Runtime's own pre-processing (shape inference and graph optimisation).
+* OpenVINO int8: that QDQ file converted by OpenVINO's `convert_model` into an IR whose
+  QuantizeLinear/DequantizeLinear pairs are FakeQuantize nodes, which OpenVINO's CPU
+  plugin executes with its int8 kernels (u8 activations x i8 weights, VNNI). Measured on
+  NASNet-A Mobile (OpenVINO's per-node profile, 2026-12-01): every convolution and
+  depthwise convolution runs int8. NNCF's `nncf.quantize` on the IR that Keras' OpenVINO
+  export writes was slower: that IR keeps 12 NHWC/NCHW Transposes around the factorized
+  reductions' slice and pad, and the 1x1 stride-2 average pool there fell to OpenVINO's
+  reference int8 kernel (~20 ms of ~50 ms), while tf2onnx's graph has neither.
 * LiteRT int8 and float16: converter settings for `model.export(format="litert", ...)`
   (the TFLite converter): `Optimize.DEFAULT` with a representative dataset (int8 weights
   and activations, float32 input and output so the model still takes raw pixels), or
@@ -48,6 +56,14 @@ def onnx_int8(fp32_path: str, int8_path: str, images: np.ndarray, input_name: st
             weight_type=q.QuantType.QInt8,
             calibrate_method=q.CalibrationMethod.MinMax,
         )
+
+
+def openvino_from_onnx(onnx_path: str, xml_path: str) -> None:
+    """Convert the (QDQ int8) ONNX model at `onnx_path` to OpenVINO IR `xml_path` (+ .bin) with OpenVINO's tools."""
+    import openvino as ov
+
+    # compress_to_fp16=False: keep the float32 scales and biases as they were calibrated
+    ov.save_model(ov.convert_model(onnx_path), xml_path, compress_to_fp16=False)
 
 
 def litert_options(quantize: str, images: np.ndarray | None) -> dict:
