@@ -42,7 +42,8 @@ QUANTIZERS = {
     ("onnx", "int8"): _ORT_INT8,
     ("openvino", "int8"): _ORT_INT8 + "; then openvino.convert_model (QDQ pairs -> FakeQuantize, run as int8)",
     ("litert", "int8"): "TFLite converter, Optimize.DEFAULT with a representative dataset: int8 weights "
-                        "(per-channel) and activations, float32 input and output",
+                        "(per-channel) and activations, float32 input and output; the classifier head "
+                        "(FULLY_CONNECTED, SOFTMAX) kept float (QuantizationDebugger denylisted_ops)",
     ("litert", "float16"): "TFLite converter, Optimize.DEFAULT, supported_types=[float16]: float16 weights",
 }
 
@@ -211,8 +212,11 @@ def _convert(network, fmt, quantize, images, directory) -> None:
         else:
             network.export(path, format="onnx", input_signature=signature, verbose=False)
     elif fmt.name == "litert":
-        options = quantize_lib.litert_options(quantize, images)
-        network.export(path, format="litert", input_signature=signature, verbose=False, **options)
+        if quantize == "int8":
+            quantize_lib.litert_int8(network, signature[0], images, path)
+        else:
+            options = quantize_lib.litert_options(quantize)
+            network.export(path, format="litert", input_signature=signature, verbose=False, **options)
     elif fmt.name == "openvino":
         if quantize == "int8":
             fp32, int8 = os.path.join(directory, ".fp32.onnx"), os.path.join(directory, ".int8.onnx")

@@ -116,6 +116,12 @@ def test_litert_quantized_agrees_with_fp32(trained, test_split, tmp_path, quanti
     assert agreement >= (MIN_AGREEMENT if quantize == "int8" else 0.995), f"{quantize}: {agreement:.1%}"
     assert diff > 1e-6
     assert result.card["quantization"] == quantize
+    if quantize == "int8":  # the classifier head stays float (the converter's selective quantization)
+        from ai_edge_litert.interpreter import Interpreter
+
+        assert "denylisted_ops" in result.card["quantizer"]
+        types = {t["dtype"].__name__ for t in Interpreter(model_path=result.model_file).get_tensor_details()}
+        assert {"int8", "float32"} <= types
 
 
 def test_calibration_from_image_files(trained, test_split, tmp_path):
