@@ -12,7 +12,8 @@ and loaded into ours, so every row runs the same network. Rows:
 * `our SavedModel serving_default`: `nasnet export`'s default output, loaded with TF;
 * `onnx`, `litert`, `openvino` exports, fp32 and quantized (int8 calibrated on
   `--calibration` images of Fashion-MNIST's training split, resized to 224), each run by its
-  own runtime (`savedmodels.runtimes`, all cores); OpenVINO at f32 and at its CPU default.
+  own runtime (`savedmodels.runtimes`, all cores); OpenVINO at f32 and at its CPU default
+  (OpenVINO int8 is ONNX Runtime's QDQ int8 model converted by OpenVINO's `convert_model`).
 
 Batch 1: median and p90 latency over `--repeats` calls; batch 32: images/s from the median
 of `--batch-repeats` calls. All paths' calls are interleaved round-robin after warm-up, so
@@ -45,6 +46,7 @@ EXPORTS = (  # (format, quantize, label)
     ("litert", "float16", "litert float16 (LiteRT)"),
     ("litert", "int8", "litert int8 (LiteRT)"),
     ("openvino", "none", "openvino fp32 (OpenVINO f32)"),
+    ("openvino", "int8", "openvino int8 (OpenVINO f32)"),  # ONNX Runtime's QDQ model, converted by OpenVINO
 )
 
 
@@ -117,8 +119,9 @@ def main(argv=None) -> int:
             print(f"exported {name} in {export_seconds[name]:.0f} s ({sizes[name] / 1e6:.1f} MB)", flush=True)
             if fmt == "openvino":  # the same file at the CPU plugin's own precision (bf16 on AVX512-BF16)
                 default = runtimes.load(result.model_file, precision="default")
-                runners[f"openvino (OpenVINO default {default.precision})"] = default
-                sizes[f"openvino (OpenVINO default {default.precision})"] = sizes[name]
+                default_name = name.replace("OpenVINO f32", f"OpenVINO default {default.precision}")
+                runners[default_name] = default
+                sizes[default_name] = sizes[name]
 
         rng = np.random.RandomState(0)
         one = rng.uniform(0, 255, (1, height, width, 3)).astype(np.float32)

@@ -35,6 +35,7 @@ EXPORTS = (
     ("litert", "float16"),
     ("litert", "int8"),
     ("openvino", "none"),
+    ("openvino", "int8"),
 )
 SIZE = (28, 28)
 

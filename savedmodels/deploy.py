@@ -35,6 +35,19 @@ PREPROCESSING_TEXT = {
 }
 
 
+# How each quantized file was made, for the model card (savedmodels.quantize has the reasons).
+_ORT_INT8 = ("onnxruntime.quantization.quantize_static: QDQ, per-channel int8 weights, uint8 activations, "
+             "MinMax calibration")
+QUANTIZERS = {
+    ("onnx", "int8"): _ORT_INT8,
+    ("openvino", "int8"): _ORT_INT8 + "; then openvino.convert_model (QDQ pairs -> FakeQuantize, run as int8)",
+    ("litert", "int8"): "TFLite converter, Optimize.DEFAULT with a representative dataset: int8 weights "
+                        "(per-channel) and activations, float32 input and output; the classifier head "
+                        "(FULLY_CONNECTED, SOFTMAX) kept float (QuantizationDebugger denylisted_ops)",
+    ("litert", "float16"): "TFLite converter, Optimize.DEFAULT, supported_types=[float16]: float16 weights",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class DeployResult:
     path: str  # the version directory
@@ -68,8 +81,9 @@ def export(
         directory: the model's base directory (a model server's model base path).
         version: positive integer; default one more than the highest existing version.
         format: "saved_model" (TF Serving; `savedmodels.export`), "onnx", "litert" or "openvino".
-        quantize: "none" (default), "int8" (onnx, litert: post-training static quantization
-            calibrated on `calibration_data`) or "float16" (litert: float16 weights).
+        quantize: "none" (default), "int8" (onnx, litert, openvino: post-training static quantization
+            calibrated on `calibration_data`; openvino's is ONNX Runtime's QDQ model converted by
+            OpenVINO, so it needs the onnx extra too) or "float16" (litert: float16 weights).
         calibration_data: a dataset name of `nasnet_keras.data` (e.g. "fashion_mnist"; its
             training split is used) or image files / directories; required for int8.
         calibration_samples: how many calibration images (default 200).
@@ -104,7 +118,7 @@ def export(
     if saved_model_options:
         raise ValueError(f"Options {sorted(saved_model_options)} apply to format 'saved_model' only. "
                          f"Received: format={fmt.name!r}")
-    formats.require_export(fmt)  # before any work: a missing runtime is reported first
+    formats.require_export(fmt, quantize)  # before any work: a missing runtime is reported first
 
     from nasnet_keras.fileio import atomic_directory, remove_stale_partials
     from savedmodels import ema_export as ema_lib
@@ -198,10 +212,21 @@ def _convert(network, fmt, quantize, images, directory) -> None:
         else:
             network.export(path, format="onnx", input_signature=signature, verbose=False)
     elif fmt.name == "litert":
-        options = quantize_lib.litert_options(quantize, images)
-        network.export(path, format="litert", input_signature=signature, verbose=False, **options)
+        if quantize == "int8":
+            quantize_lib.litert_int8(network, signature[0], images, path)
+        else:
+            options = quantize_lib.litert_options(quantize)
+            network.export(path, format="litert", input_signature=signature, verbose=False, **options)
     elif fmt.name == "openvino":
-        network.export(path, format="openvino", input_signature=signature, verbose=False)
+        if quantize == "int8":
+            fp32, int8 = os.path.join(directory, ".fp32.onnx"), os.path.join(directory, ".int8.onnx")
+            network.export(fp32, format="onnx", input_signature=signature, verbose=False)
+            quantize_lib.onnx_int8(fp32, int8, images, INPUT_NAME)
+            quantize_lib.openvino_from_onnx(int8, path)
+            os.remove(fp32)
+            os.remove(int8)
+        else:
+            network.export(path, format="openvino", input_signature=signature, verbose=False)
     else:  # pragma: no cover - formats.FORMATS and this function list the same formats
         raise ValueError(f"No converter for format {fmt.name!r}")
 
@@ -230,8 +255,9 @@ def _card(facts, fmt, quantize, directory, *, class_names, calibration, weights,
         "file": fmt.filename,
         "files": {name: os.path.getsize(os.path.join(directory, name)) for name in sorted(os.listdir(directory))},
         "runtime": fmt.runtime,
-        "install": formats.install_hint(fmt),
+        "install": formats.install_hint(fmt, quantize),
         "quantization": quantize,
+        "quantizer": QUANTIZERS.get((fmt.name, quantize)),
         "calibration": calibration,
         "name": facts.model.name,
         "kind": "classifier" if classifier else "features",
@@ -257,7 +283,7 @@ def _card(facts, fmt, quantize, directory, *, class_names, calibration, weights,
         "mult_adds": int(cost.mult_adds),
         "weights": weights,
         "versions": {"nasnet_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-                     "python": platform.python_version(), **_runtime_versions(fmt)},
+                     "python": platform.python_version(), **_runtime_versions(fmt, quantize)},
     }
     if fmt.name == "openvino":
         card["inference_precision"] = (
@@ -267,11 +293,13 @@ def _card(facts, fmt, quantize, directory, *, class_names, calibration, weights,
     return card
 
 
-def _runtime_versions(fmt) -> dict:
+def _runtime_versions(fmt, quantize) -> dict:
     from importlib import metadata
 
     packages = {"onnx": ("tf2onnx", "onnx", "onnxruntime"), "litert": ("ai-edge-litert",),
                 "openvino": ("openvino",)}.get(fmt.name, ())
+    if fmt.name == "openvino" and quantize == "int8":
+        packages = ("tf2onnx", "onnx", "onnxruntime") + packages
     found = {}
     for package in packages:
         try:

@@ -14,8 +14,8 @@ def add_arguments(parser) -> None:
                         help="saved_model (TF Serving, default), onnx (ONNX Runtime), litert (.tflite) or "
                              "openvino (.xml + .bin); each takes RGB 0..255 pixels and returns probabilities")
     parser.add_argument("--quantize", choices=list(formats.QUANTIZATIONS), default=formats.NO_QUANTIZATION,
-                        help="post-training quantization: int8 (onnx, litert; needs --calibration-data) or "
-                             "float16 (litert)")
+                        help="post-training quantization: int8 (onnx, litert, openvino; needs --calibration-data) "
+                             "or float16 (litert)")
     parser.add_argument("--calibration-data", nargs="+", default=None, metavar="DATASET_OR_IMAGES",
                         help="representative images for int8: a dataset name (e.g. fashion_mnist; its training "
                              "split) or image files / directories")

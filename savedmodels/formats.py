@@ -9,10 +9,15 @@ quantizations it accepts are written once:
 | `saved_model` | saved_model.pb, variables/       | TensorFlow / TF Serving (core)     | -               |
 | `onnx`        | model.onnx                       | ONNX Runtime (`[onnx]`)            | int8            |
 | `litert`      | model.tflite                     | LiteRT, ai-edge-litert (`[litert]`)| int8, float16   |
-| `openvino`    | model.xml + model.bin            | OpenVINO (`[openvino]`)            | -               |
+| `openvino`    | model.xml + model.bin            | OpenVINO (`[openvino]`)            | int8            |
 
 The file names are the ones the servers look for in a version directory: Triton's
 default `model.onnx`, OpenVINO Model Server's `.xml`/`.bin` pair.
+
+OpenVINO int8 is ONNX Runtime's QDQ int8 model (the onnx format's int8 file) converted by
+OpenVINO's `convert_model`: OpenVINO runs QDQ graphs with its own int8 kernels (VNNI), and
+measured faster than NNCF's quantization of the Keras-made IR (see `savedmodels.quantize`), so
+that export needs the `onnx` extra's packages too (`Format.quantize_modules`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class Format:
     export_modules: tuple[str, ...]  # what the conversion imports (besides TensorFlow and Keras)
     runtime_module: str  # what running the file imports
     quantizations: tuple[str, ...]  # accepted --quantize values besides "none"
+    # what a quantization's conversion imports besides export_modules: {quantize: ((module, extra), ...)}
+    quantize_modules: dict = dataclasses.field(default_factory=dict)
 
 
 FORMATS: dict[str, Format] = {
@@ -47,7 +54,9 @@ FORMATS: dict[str, Format] = {
         # the TFLite converter is part of TensorFlow; the runtime is ai-edge-litert
         Format("litert", "model.tflite", ".tflite", "LiteRT (ai-edge-litert)", "litert", (),
                "ai_edge_litert.interpreter", ("int8", "float16")),
-        Format("openvino", "model.xml", ".xml", "OpenVINO", "openvino", ("openvino",), "openvino", ()),
+        # int8: ONNX Runtime's quantizer writes QDQ ONNX (tf2onnx first), OpenVINO's converter makes the IR
+        Format("openvino", "model.xml", ".xml", "OpenVINO", "openvino", ("openvino",), "openvino", ("int8",),
+               {"int8": (("tf2onnx", "onnx"), ("onnx", "onnx"), ("onnxruntime", "onnx"))}),
     )
 }
 DEFAULT_FORMAT = "saved_model"
@@ -70,34 +79,44 @@ def check_quantization(fmt: Format, quantize: str | None) -> str:
     check_choice("quantize", quantize, QUANTIZATIONS)
     if quantize != NO_QUANTIZATION and quantize not in fmt.quantizations:
         supported = ", ".join(repr(q) for q in (NO_QUANTIZATION,) + fmt.quantizations)
-        formats = [f.name for f in FORMATS.values() if quantize in f.quantizations]
+        formats = [repr(f.name) for f in FORMATS.values() if quantize in f.quantizations]
+        listed = formats[0] if len(formats) == 1 else f"{', '.join(formats[:-1])} and {formats[-1]}"
         raise ValueError(
             f"Format {fmt.name!r} does not support quantize={quantize!r}; it accepts {supported}. "
-            f"{quantize!r} is available for format {' and '.join(repr(f) for f in formats)}"
+            f"{quantize!r} is available for format {listed}"
         )
     return quantize
 
 
-def install_hint(fmt: Format) -> str:
-    return f"pip install {PACKAGE}[{fmt.extra}]" if fmt.extra else f"pip install {PACKAGE}"
+def install_hint(fmt: Format, quantize: str | None = None) -> str:
+    """The pip command that installs `fmt`'s runtime (and what its `quantize` conversion needs besides)."""
+    extras = [fmt.extra] if fmt.extra else []
+    for _, extra in fmt.quantize_modules.get(quantize, ()):
+        if extra not in extras:
+            extras.insert(0, extra)
+    return f"pip install {PACKAGE}[{','.join(extras)}]" if extras else f"pip install {PACKAGE}"
 
 
-def require(fmt: Format, module: str | None = None):
+def require(fmt: Format, module: str | None = None, quantize: str | None = None):
     """Import `module` (default: `fmt`'s runtime) for `fmt`, or raise MissingExtraError naming the extra."""
     module = module or fmt.runtime_module
     try:
         return importlib.import_module(module)
     except ImportError as error:
+        what = (f"Format {fmt.name!r} with quantize={quantize!r}" if quantize in fmt.quantize_modules
+                else f"Format {fmt.name!r} ({fmt.runtime})")
         raise MissingExtraError(
-            f"Format {fmt.name!r} needs the Python package {module!r} ({fmt.runtime}), which is not installed "
-            f"({error}). Install it with: {install_hint(fmt)}"
+            f"{what} needs the Python package {module!r}, which is not installed "
+            f"({error}). Install it with: {install_hint(fmt, quantize)}"
         ) from error
 
 
-def require_export(fmt: Format) -> None:
-    """Import every module `fmt`'s conversion needs, so an export fails before any work when one is missing."""
+def require_export(fmt: Format, quantize: str | None = None) -> None:
+    """Import every module `fmt`'s conversion (with `quantize`) needs, so an export fails before any work."""
     for module in fmt.export_modules:
-        require(fmt, module)
+        require(fmt, module, quantize)
+    for module, _ in fmt.quantize_modules.get(quantize, ()):
+        require(fmt, module, quantize)
 
 
 def from_path(path: str) -> Format:

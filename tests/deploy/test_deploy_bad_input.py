@@ -19,8 +19,9 @@ def test_unknown_format(searched, tmp_path):
 
 
 @pytest.mark.parametrize("fmt, quantize, accepted", [
-    ("openvino", "int8", r"it accepts 'none'\. 'int8' is available for format 'onnx' and 'litert'"),
-    ("saved_model", "int8", r"it accepts 'none'\."),
+    ("openvino", "float16", r"it accepts 'none', 'int8'\. 'float16' is available for format 'litert'"),
+    ("saved_model", "float16", r"it accepts 'none'\. 'float16' is available for format 'litert'"),
+    ("saved_model", "int8", r"it accepts 'none'\. 'int8' is available for format 'onnx', 'litert' and 'openvino'"),
     ("onnx", "float16", r"it accepts 'none', 'int8'\. 'float16' is available for format 'litert'"),
 ])
 def test_quantization_the_format_does_not_support(searched, tmp_path, fmt, quantize, accepted):
@@ -53,6 +54,20 @@ def test_missing_runtime_extra_at_export_names_the_extra(searched, tmp_path, mon
                                                         rf"Install it with: pip install nasnet_keras\[{fmt}\]"):
         deploy.export(searched, str(tmp_path / "m"), format=fmt)
     assert not os.path.exists(tmp_path / "m")
+
+
+@pytest.mark.parametrize("module", ["tf2onnx", "onnxruntime"])
+def test_openvino_int8_without_the_onnx_extra_names_both_extras(searched, tmp_path, monkeypatch, module):
+    """OpenVINO int8 is ONNX Runtime's QDQ model converted by OpenVINO: it needs the onnx extra as well."""
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(formats.MissingExtraError, match=rf"Format 'openvino' with quantize='int8' needs the Python "
+                                                        rf"package '{module}'.*"
+                                                        rf"Install it with: pip install nasnet_keras\[onnx,openvino\]"):
+        deploy.export(searched, str(tmp_path / "m"), format="openvino", quantize="int8",
+                      calibration_data="fashion_mnist")
+    assert not os.path.exists(tmp_path / "m")
+    if module == "tf2onnx":
+        deploy.export(searched, str(tmp_path / "fp32"), format="openvino")  # fp32 OpenVINO does not need it
 
 
 @pytest.mark.parametrize("fmt, module", [("onnx", "onnxruntime"), ("litert", "ai_edge_litert.interpreter"),

@@ -2,7 +2,7 @@
 
 A small NASNet-A is trained briefly on Fashion-MNIST (offline IDX files through
 `nasnet_keras.data`), exported through `nasnet export --quantize int8 --calibration-data
-fashion_mnist` (ONNX Runtime) and the API (LiteRT int8 and float16), and each export
+fashion_mnist` (ONNX Runtime, OpenVINO) and the API (LiteRT int8 and float16), and each export
 classifies Fashion-MNIST test images it never saw. The full-scale figure (10,000 test
 images, a model trained 2 epochs on 12,000) is `benchmarks/deploy_agreement.py`; this is the
 same measurement at test scale, so its bar is a little lower than the issue's 98%.
@@ -69,6 +69,43 @@ def test_onnx_int8_through_the_cli_agrees_with_fp32(trained, test_split, tmp_pat
     assert diff > 1e-6  # it really is quantized
 
 
+def test_openvino_int8_through_the_cli_agrees_with_fp32(trained, test_split, tmp_path, capsys):
+    """ONNX Runtime's QDQ model converted by OpenVINO: an IR (no .onnx left), int8 in OpenVINO's kernels."""
+    import openvino as ov
+
+    from deploy_helpers import write_pngs
+
+    _, keras_file = trained
+    out = str(tmp_path / "openvino_int8")
+    assert cli.main(["export", "--model", keras_file, "--out", out, "--format", "openvino", "--quantize", "int8",
+                     "--calibration-data", "fashion_mnist", "--calibration-samples", "64"]) == 0
+    assert "as openvino (int8" in capsys.readouterr().out
+    runner = runtimes.load(out + "/1")
+    card = runner.card
+    assert runner.format == "openvino" and runner.precision == "f32"
+    assert set(card["files"]) == {"model.xml", "model.bin"}
+    assert card["quantization"] == "int8" and "quantize_static" in card["quantizer"]
+    assert "convert_model" in card["quantizer"]
+    assert card["install"] == "pip install nasnet_keras[onnx,openvino]"
+    assert {"onnxruntime", "openvino"} <= set(card["versions"])
+    assert card["calibration"] == {"dataset": "fashion_mnist", "split": "train[:64]", "images": 64}
+    ops = {op.get_type_name() for op in ov.Core().read_model(out + "/1/model.xml").get_ops()}
+    assert "FakeQuantize" in ops  # the QDQ pairs, which OpenVINO runs as int8
+    agreement, diff = _agreement(runner, test_split)
+    assert agreement >= MIN_AGREEMENT, f"int8 OpenVINO agrees with fp32 on {agreement:.1%} of test images"
+    assert diff > 1e-6
+    # the default-precision (bf16 on AVX512-BF16) compile of the same file keeps the answers too
+    agreement, _ = _agreement(runtimes.load(out + "/1", precision="default"), test_split)
+    assert agreement >= MIN_AGREEMENT
+
+    images, _, _ = test_split
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_pngs(str(folder), images[:2])
+    assert cli.main(["predict", out + "/1/model.xml", str(folder), "--top-k", "2"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+
+
 @pytest.mark.parametrize("quantize", ["int8", "float16"])
 def test_litert_quantized_agrees_with_fp32(trained, test_split, tmp_path, quantize):
     model, _ = trained
@@ -79,6 +116,12 @@ def test_litert_quantized_agrees_with_fp32(trained, test_split, tmp_path, quanti
     assert agreement >= (MIN_AGREEMENT if quantize == "int8" else 0.995), f"{quantize}: {agreement:.1%}"
     assert diff > 1e-6
     assert result.card["quantization"] == quantize
+    if quantize == "int8":  # the classifier head stays float (the converter's selective quantization)
+        from ai_edge_litert.interpreter import Interpreter
+
+        assert "denylisted_ops" in result.card["quantizer"]
+        types = {t["dtype"].__name__ for t in Interpreter(model_path=result.model_file).get_tensor_details()}
+        assert {"int8", "float32"} <= types
 
 
 def test_calibration_from_image_files(trained, test_split, tmp_path):
