@@ -112,18 +112,7 @@ class EvolutionOracle(StateJournalMixin, RewardCacheMixin, keras_tuner.Oracle):
     def _feed_cached(self, record, score):
         self._join(record["indices"], score)
 
-    # --- results -------------------------------------------------------------------------
-    def _settle(self, trial) -> None:
-        record = self.pending.get(trial.trial_id)
-        if record is None:
-            return
-        if trial.status == TrialStatus.COMPLETED and trial.score is not None and math.isfinite(trial.score):
-            del self.pending[trial.trial_id]
-            self._join(record["indices"], trial.score)
-        elif trial.status in (TrialStatus.FAILED, TrialStatus.COMPLETED):
-            del self.pending[trial.trial_id]
-            self.num_skipped += 1
-
+    # --- results (a finished trial joins through RewardCacheMixin._settle) -----------------
     def score_trial(self, trial):
         try:
             super().score_trial(trial)

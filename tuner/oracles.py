@@ -174,19 +174,6 @@ class PPOOracle(StateJournalMixin, RewardCacheMixin, keras_tuner.Oracle):
     def _reward(self, score: float) -> float:
         return float(score) if self.objective.direction == "max" else -float(score)
 
-    def _settle(self, trial) -> None:
-        """Feed a finished trial's reward to PPO, or drop it; leave it pending if it will be retried."""
-        record = self.pending.get(trial.trial_id)
-        if record is None:
-            return
-        if trial.status == TrialStatus.COMPLETED and trial.score is not None and math.isfinite(trial.score):
-            del self.pending[trial.trial_id]
-            self.ppo.observe(record["indices"], record["log_prob"], self._reward(trial.score))
-        elif trial.status in (TrialStatus.FAILED, TrialStatus.COMPLETED):
-            del self.pending[trial.trial_id]
-            self.num_skipped += 1
-        # INVALID (queued for retry) or RUNNING: keep the record for when it ends.
-
     @keras_tuner.synchronized
     def end_trial(self, trial):
         super().end_trial(trial)  # scores, marks NaN INVALID, queues retries, saves

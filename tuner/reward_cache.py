@@ -59,7 +59,8 @@ class RewardCacheMixin:
     * `_propose(trial_id)` -> keras-tuner's populate_space answer, recording whatever
       it needs about the sample under `trial_id`;
     * `_detach_sample(trial_id)` -> that record (JSON-able), forgetting it for the trial;
-    * `_feed_cached(record, score)` -> give the strategy the known score of a record.
+    * `_feed_cached(record, score)` -> give the strategy the known score of a record
+      (a cached one, or, through `_settle`, the score of the trial that was trained for it).
     """
 
     def __init__(self, *args, **kwargs):
@@ -104,6 +105,25 @@ class RewardCacheMixin:
         # Only repeats: of children still training (their rewards will change the strategy:
         # ask again later) or only of known ones (the search has converged: stop).
         return {"status": TrialStatus.IDLE if waited else TrialStatus.STOPPED, "values": None}
+
+    def _settle(self, trial) -> None:
+        """Give a finished trial's reward to the strategy, or drop its sample; keep it if it will be retried.
+
+        For strategies that keep a sample record per running trial in `self.pending`
+        (PPO: indices and sampling-time log-probability; evolution: indices) and count
+        dropped ones in `self.num_skipped`; they call this after keras-tuner's end_trial.
+        A trained reward reaches the strategy through `_feed_cached`, as a cached one does.
+        """
+        record = self.pending.get(trial.trial_id)
+        if record is None:
+            return
+        if trial.status == TrialStatus.COMPLETED and trial.score is not None and math.isfinite(trial.score):
+            del self.pending[trial.trial_id]
+            self._feed_cached(record, float(trial.score))
+        elif trial.status in (TrialStatus.FAILED, TrialStatus.COMPLETED):
+            del self.pending[trial.trial_id]
+            self.num_skipped += 1
+        # INVALID (queued for retry) or RUNNING: keep the record for when it ends.
 
     def _settle_cache(self, trial) -> None:
         key = self.in_flight.get(trial.trial_id)
