@@ -117,20 +117,21 @@ def _drop(state: dict, path: str) -> None:
 
 
 def apply_line(state: dict, line: dict) -> None:
-    """Apply one journal line to a full state (in place)."""
+    """Apply one journal line to a full state, in place (the state is the caller's own copy)."""
     for path, value in line.get("set", {}).items():
         _put(state, path, value)
     for path in line.get("del", []):
         _drop(state, path)
     for path, delta in line.get("add", {}).items():
-        kind = GROWING[path]
         current = _get(state, path)
-        if kind == "dict":
-            current = dict(current or {})
+        if current is None:
+            _put(state, path, {} if GROWING[path] == "dict" else [])
+            current = _get(state, path)
+        # In place: a replay of many lines stays linear in the journal, not lines x entries.
+        if GROWING[path] == "dict":
             current.update(delta)
         else:  # list, or a set kept as a list
-            current = list(current or []) + list(delta)
-        _put(state, path, current)
+            current.extend(delta)
 
 
 def _journal_lines(path: str, after: int) -> list[dict]:
