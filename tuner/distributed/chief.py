@@ -54,6 +54,27 @@ LINGER_SECONDS = 10.0
 SERVER_THREADS = 16
 
 
+class CallTimes:
+    """Wall and process-CPU seconds of each timed call.
+
+    The CPU time counts the whole chief process (TensorFlow's PPO update runs on its own
+    thread pool): what the chief itself spends, which, unlike the wall time, does not
+    count the time other processes hold the CPU.
+    """
+
+    def __init__(self):
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    @staticmethod
+    def start() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    def stop(self, started: tuple[float, float]) -> None:
+        self.wall.append(time.perf_counter() - started[0])
+        self.cpu.append(time.process_time() - started[1])
+
+
 def _percentile(values, q):
     if not values:
         return None
@@ -108,13 +129,7 @@ class ChiefServicer(kti.OracleServicer):
         self.counters = {"created": 0, "completed": 0, "failed": 0, "invalid": 0, "lease_expired": 0,
                          "late_results_refused": 0, "refused_settings": 0, "refused_duplicate_id": 0,
                          "unauthenticated": 0}
-        self.create_seconds: list[float] = []
-        self.end_seconds: list[float] = []
-        # The same calls' CPU time of the chief process (TensorFlow's PPO update runs on its
-        # own thread pool): what the chief itself spends, which, unlike the wall time, does
-        # not count the time other processes hold the CPU.
-        self.create_cpu_seconds: list[float] = []
-        self.end_cpu_seconds: list[float] = []
+        self.create_times, self.end_times = CallTimes(), CallTimes()
         self._restore_ongoing()
 
     # --- who is calling ------------------------------------------------------------------
@@ -165,8 +180,7 @@ class ChiefServicer(kti.OracleServicer):
     def CreateTrial(self, request, context):
         tuner_id = self._caller(context)
         with self._lock:
-            start = time.perf_counter()  # the chief's own cost, not the wait for other workers' calls
-            start_cpu = time.process_time()
+            started = self.create_times.start()  # the chief's own cost, not the wait for other workers' calls
             if self.finished_at is not None or self.fatal is not None:
                 self.told_stop.add(tuner_id)
                 trial = trial_module.Trial(self.oracle.get_space(), status=TrialStatus.STOPPED)
@@ -187,8 +201,7 @@ class ChiefServicer(kti.OracleServicer):
                     self.log(f"Trial {trial.trial_id} -> {tuner_id} (attempt {attempt})")
             response = kti.service_messages.CreateTrialResponse(trial=trial.to_proto())
             if trial.status == TrialStatus.RUNNING:
-                self.create_seconds.append(time.perf_counter() - start)
-                self.create_cpu_seconds.append(time.process_time() - start_cpu)
+                self.create_times.stop(started)
         return response
 
     def UpdateTrial(self, request, context):
@@ -204,13 +217,12 @@ class ChiefServicer(kti.OracleServicer):
         if message:
             trial.message = bytes(message).decode("utf-8", "replace")
         with self._lock:
-            start, start_cpu = time.perf_counter(), time.process_time()
+            started = self.end_times.start()
             self._check_lease(context, tuner_id, trial.trial_id)
             self._end(trial, tuner_id)
             if self.fatal is not None:
                 context.abort(grpc.StatusCode.ABORTED, f"the search stopped: {self.fatal}")
-            self.end_seconds.append(time.perf_counter() - start)
-            self.end_cpu_seconds.append(time.process_time() - start_cpu)
+            self.end_times.stop(started)
         self.last_end = self.clock()
         return kti.service_messages.EndTrialResponse()
 
@@ -378,14 +390,12 @@ class ChiefServicer(kti.OracleServicer):
         with self._lock:
             out = {**self.counters, "trials": len(self.oracle.trials), "ended": len(self.oracle.end_order),
                    "ongoing": len(self.oracle.ongoing_trials), "queued": len(kti.retry_queue(self.oracle)),
-                   "create_ms_median": 1000 * (_percentile(self.create_seconds, 0.5) or 0),
-                   "end_ms_median": 1000 * (_percentile(self.end_seconds, 0.5) or 0),
+                   "create_ms_median": 1000 * (_percentile(self.create_times.wall, 0.5) or 0),
+                   "end_ms_median": 1000 * (_percentile(self.end_times.wall, 0.5) or 0),
                    "span_seconds": (self.last_end - self.first_start) if self.last_end and self.first_start else 0}
             if include_times:
-                out["create_seconds"] = list(self.create_seconds)
-                out["end_seconds"] = list(self.end_seconds)
-                out["create_cpu_seconds"] = list(self.create_cpu_seconds)
-                out["end_cpu_seconds"] = list(self.end_cpu_seconds)
+                for name, times in (("create", self.create_times), ("end", self.end_times)):
+                    out[f"{name}_seconds"], out[f"{name}_cpu_seconds"] = list(times.wall), list(times.cpu)
         return out
 
     def side_handler(self) -> grpc.GenericRpcHandler:
