@@ -55,12 +55,17 @@ def _agreement(runner, test_split):
     return float(np.mean(got.argmax(-1) == expected.argmax(-1))), float(np.abs(got - expected).max())
 
 
+def _export_int8_by_the_cli(fmt, keras_file, out, capsys):
+    """`nasnet export --format FMT --quantize int8`, calibrated on 64 Fashion-MNIST training images."""
+    assert cli.main(["export", "--model", keras_file, "--out", out, "--format", fmt, "--quantize", "int8",
+                     "--calibration-data", "fashion_mnist", "--calibration-samples", "64"]) == 0
+    assert f"as {fmt} (int8" in capsys.readouterr().out
+
+
 def test_onnx_int8_through_the_cli_agrees_with_fp32(trained, test_split, tmp_path, capsys):
     _, keras_file = trained
     out = str(tmp_path / "onnx_int8")
-    assert cli.main(["export", "--model", keras_file, "--out", out, "--format", "onnx", "--quantize", "int8",
-                     "--calibration-data", "fashion_mnist", "--calibration-samples", "64"]) == 0
-    assert "as onnx (int8" in capsys.readouterr().out
+    _export_int8_by_the_cli("onnx", keras_file, out, capsys)
     runner = runtimes.load(out + "/1/model.onnx")
     assert runner.card["quantization"] == "int8"
     assert runner.card["calibration"] == {"dataset": "fashion_mnist", "split": "train[:64]", "images": 64}
@@ -77,9 +82,7 @@ def test_openvino_int8_through_the_cli_agrees_with_fp32(trained, test_split, tmp
 
     _, keras_file = trained
     out = str(tmp_path / "openvino_int8")
-    assert cli.main(["export", "--model", keras_file, "--out", out, "--format", "openvino", "--quantize", "int8",
-                     "--calibration-data", "fashion_mnist", "--calibration-samples", "64"]) == 0
-    assert "as openvino (int8" in capsys.readouterr().out
+    _export_int8_by_the_cli("openvino", keras_file, out, capsys)
     runner = runtimes.load(out + "/1")
     card = runner.card
     assert runner.format == "openvino" and runner.precision == "f32"
