@@ -9,9 +9,12 @@ import subprocess
 import grpc
 import pytest
 
+from keras_tuner.engine.trial import Trial
+
 from tests.tuner.distributed_helpers import SETTINGS, InProcessChief, run_one_trial, snapshot
 from tuner import keras_tuner_internals as kti
 from tuner.distributed import auth, protocol
+from tuner.oracles import WEIGHTS_FILE
 
 TOKEN = "t" * 40
 
@@ -44,35 +47,70 @@ def test_non_loopback_bind_needs_a_token_or_insecure(capsys):
     assert "without TLS" in capsys.readouterr().err
 
 
-def test_clients_without_the_token_or_of_another_search_change_nothing(token_chief):
-    chief = token_chief
-    before = snapshot(chief.project_dir)
-    good = {"interceptors": [auth.TokenClientInterceptor(TOKEN)]}
-    with pytest.raises(protocol.ChiefRefusedError, match="UNAUTHENTICATED.*no token"):
-        chief.client("no-token")
-    with pytest.raises(protocol.ChiefRefusedError, match="UNAUTHENTICATED.*wrong token"):
-        chief.client("bad-token", interceptors=[auth.TokenClientInterceptor("w" * 40)])
-    # keras-tuner's own client (plaintext, no token) cannot create or end trials either.
-    stub = kti.service_grpc.OracleStub(grpc.insecure_channel(f"127.0.0.1:{chief.port}"))
-    with pytest.raises(grpc.RpcError) as raised:
-        stub.CreateTrial(kti.service_messages.CreateTrialRequest(tuner_id="intruder"), timeout=10)
-    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    # The token but another search's settings: refused by name, at Hello and on any call.
+def _intruders(chief, tuner_id):
+    """Clients that must not touch the search: no token, a wrong token, the token but another search."""
     other = {**SETTINGS, "seconds": 9.0, "search_space": {**SETTINGS["search_space"], "num_blocks": 2}}
+    return {
+        "no token": (chief.client(tuner_id, hello=False), "UNAUTHENTICATED.*no token"),
+        "wrong token": (chief.client(tuner_id, hello=False, interceptors=[auth.TokenClientInterceptor("w" * 40)]),
+                        "UNAUTHENTICATED.*a wrong token"),
+        "other settings": (chief.client(tuner_id, settings=other, hello=False,
+                                        interceptors=[auth.TokenClientInterceptor(TOKEN)]),
+                           "FAILED_PRECONDITION.*another search"),
+    }
+
+
+def test_clients_without_the_token_or_of_another_search_change_nothing(token_chief):
+    """A live trial one end away from a PPO update: no bad client can report, end or create anything."""
+    chief, servicer = token_chief, token_chief.servicer
+    good = chief.client("good", interceptors=[auth.TokenClientInterceptor(TOKEN)])
+    run_one_trial(good, score=0.25)
+    live = good.create_trial("good")  # RUNNING; its end completes the PPO batch (2) and updates the controller
+    assert live.status == "RUNNING" and chief.tuner.oracle.ppo.num_updates == 0
+    before = snapshot(chief.project_dir)
+    assert {"oracle.json", WEIGHTS_FILE, f"trial_{live.trial_id}/trial.json"} <= set(before)
+    who_before = (dict(servicer.sessions), dict(servicer.peers), set(servicer.last_seen))
+
+    # Each intruder uses the good worker's id on its live trial: only the token / settings check stops it.
+    for name, (client, refused) in _intruders(chief, "good").items():
+        with pytest.raises(protocol.ChiefRefusedError, match=refused):
+            client.hello()
+        with pytest.raises(protocol.ChiefRefusedError, match=f"refused UpdateTrial.*{refused}"):
+            client.update_trial(live.trial_id, {"val_accuracy": 0.99}, step=0)
+        fake = Trial.from_proto(live.to_proto())
+        fake.status = "COMPLETED"
+        with pytest.raises(protocol.ChiefRefusedError, match=f"refused EndTrial.*{refused}"):
+            client.end_trial(fake)
+        with pytest.raises(protocol.ChiefRefusedError, match=f"refused CreateTrial.*{refused}"):
+            client.create_trial("good")
+        client.close()
+    # A refused Hello under a new id leaves no trace either (no lease, session or peer recorded).
     with pytest.raises(protocol.ChiefRefusedError, match=r"another search.*search_space.num_blocks: chief 1, "
                                                          r"worker 2.*seconds: chief 0.0, worker 9.0"):
-        chief.client("other-search", settings=other, **good)
-    sneaky = chief.client("sneaky", settings=other, hello=False, **good)
-    with pytest.raises(protocol.ChiefRefusedError, match="FAILED_PRECONDITION.*another search"):
-        sneaky.create_trial("sneaky")
+        _intruders(chief, "other-search")["other settings"][0].hello()
+    # keras-tuner's own client (plaintext, no token, no metadata) cannot end the trial either.
+    stub = kti.service_grpc.OracleStub(grpc.insecure_channel(f"127.0.0.1:{chief.port}"))
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.EndTrial(kti.service_messages.EndTrialRequest(trial=live.to_proto()), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
     assert snapshot(chief.project_dir) == before  # trial files, oracle.json, controller weights: byte-identical
-    assert chief.servicer.counters["unauthenticated"] == 3
-    assert chief.servicer.counters["refused_settings"] == 2
+    assert (dict(servicer.sessions), dict(servicer.peers), set(servicer.last_seen)) == who_before
+    assert chief.tuner.oracle.trials[live.trial_id].status == "RUNNING" and chief.tuner.oracle.ppo.num_updates == 0
+    assert servicer.counters["unauthenticated"] == 2 * 4 + 1
+    assert servicer.counters["refused_settings"] == 4 + 1
     refusals = [line for line in chief.logs if "refused" in line]
-    assert len(refusals) == 3 and all("ipv4:127.0.0.1:" in line for line in refusals)
-    # With the token and the same settings it works.
-    trial = run_one_trial(chief.client("good", **good))
-    assert chief.tuner.oracle.trials[trial.trial_id].status == "COMPLETED"
+    assert len(refusals) == 2 * 4 + 1 and all("ipv4:127.0.0.1:" in line for line in refusals)
+
+    # The good worker finishes its trial: now the search does change (so the checks above can fail).
+    good.update_trial(live.trial_id, {"val_accuracy": 0.75}, step=0)
+    live.status = "COMPLETED"
+    good.end_trial(live)
+    after = snapshot(chief.project_dir)
+    assert chief.tuner.oracle.trials[live.trial_id].status == "COMPLETED" and chief.tuner.oracle.ppo.num_updates == 1
+    assert after[WEIGHTS_FILE] != before[WEIGHTS_FILE]
+    assert after[f"trial_{live.trial_id}/trial.json"] != before[f"trial_{live.trial_id}/trial.json"]
+    good.close()
 
 
 def _openssl(*args, cwd):

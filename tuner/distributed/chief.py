@@ -134,18 +134,29 @@ class ChiefServicer(kti.OracleServicer):
 
     # --- who is calling ------------------------------------------------------------------
     def _caller(self, context, *, check_settings: bool = True) -> str:
-        tuner_id = protocol.metadata_value(context, protocol.TUNER_ID_KEY)
-        session = protocol.metadata_value(context, protocol.SESSION_KEY)
-        if not tuner_id or not session:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "this chief serves nasnet search workers only (tuner.distributed.worker.ChiefClient): "
-                          f"the call carries no {protocol.TUNER_ID_KEY!r}/{protocol.SESSION_KEY!r} metadata")
+        """The calling worker's id, after its identity (and settings) are checked; renews its lease."""
+        tuner_id, session = self._identity(context)
         if check_settings and protocol.metadata_value(context, protocol.SETTINGS_KEY) != self.digest:
             self.counters["refused_settings"] += 1
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"worker {tuner_id} belongs to another search (settings digest "
                           f"{protocol.metadata_value(context, protocol.SETTINGS_KEY)!r}, this chief's is "
                           f"{self.digest!r}); start it with this search's settings")
+        self._record(context, tuner_id, session)
+        return tuner_id
+
+    @staticmethod
+    def _identity(context) -> tuple[str, str]:
+        tuner_id = protocol.metadata_value(context, protocol.TUNER_ID_KEY)
+        session = protocol.metadata_value(context, protocol.SESSION_KEY)
+        if not tuner_id or not session:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "this chief serves nasnet search workers only (tuner.distributed.worker.ChiefClient): "
+                          f"the call carries no {protocol.TUNER_ID_KEY!r}/{protocol.SESSION_KEY!r} metadata")
+        return tuner_id, session
+
+    def _record(self, context, tuner_id: str, session: str) -> None:
+        """Note a worker's session, address and last call: only once every check let it in."""
         with self._seen_lock:
             now = self.clock()
             known = self.sessions.get(tuner_id)
@@ -159,7 +170,6 @@ class ChiefServicer(kti.OracleServicer):
             self.sessions[tuner_id] = session
             self.peers[tuner_id] = context.peer()
             self.last_seen[tuner_id] = now
-        return tuner_id
 
     def _holder(self, trial_id: str) -> str | None:
         for tuner_id, trial in self.oracle.ongoing_trials.items():
@@ -366,13 +376,14 @@ class ChiefServicer(kti.OracleServicer):
 
     # --- the side service ----------------------------------------------------------------
     def Hello(self, request: dict, context) -> dict:
-        tuner_id = self._caller(context, check_settings=False)
+        tuner_id, session = self._identity(context)
         differences = protocol.settings_differences(self.settings, request.get("settings", {}))
-        if differences:
+        if differences:  # refused before any bookkeeping: a worker of another search leaves no trace here
             self.counters["refused_settings"] += 1
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"worker {tuner_id} ({context.peer()}) runs another search than this chief; it must not "
                           f"feed this one. Differences: {'; '.join(differences)}")
+        self._record(context, tuner_id, session)
         return {"lease_timeout": self.lease_timeout, "heartbeat_interval": self.heartbeat_interval,
                 "digest": self.digest}
 
