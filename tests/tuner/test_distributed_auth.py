@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 
@@ -35,6 +36,37 @@ def test_token_file_is_generated_0600_and_reused(tmp_path):
         auth.Auth(token="short").token()
     with pytest.raises(ValueError, match="No search token"):
         auth.Auth(directory=str(tmp_path / "elsewhere")).token()
+
+
+def _cli_auth(*argv):
+    """The Auth that `nasnet search ARGV` builds (the CLI's own parser and options path)."""
+    from nasnet_keras.cli import build_parser
+    from tuner.distributed import options
+
+    return options.config_from_args(build_parser().parse_args(["search", *argv])).auth
+
+
+def test_cli_reads_the_token_file_then_the_environment_then_the_directory(tmp_path, monkeypatch):
+    directory = str(tmp_path / "search")
+    in_directory = auth.write_token(os.path.join(directory, auth.TOKEN_FILE))
+    token_file = tmp_path / "search.token"
+    token_file.write_text("f" * 32 + "\n")
+    monkeypatch.setenv(auth.TOKEN_ENV, " " + "e" * 32 + " ")
+    assert _cli_auth("--directory", directory, "--auth-token-file", str(token_file)).token() == "f" * 32
+    assert _cli_auth("--directory", directory).token() == "e" * 32
+    monkeypatch.delenv(auth.TOKEN_ENV)
+    assert _cli_auth("--directory", directory).token() == in_directory
+    # Too short: the error names where the token came from and its length, never the secret itself.
+    token_file.write_text("hunter2-secret\n")
+    with pytest.raises(ValueError, match=rf"--auth-token-file {re.escape(str(token_file))} is too short \(14 characters") as raised:
+        _cli_auth("--directory", directory, "--auth-token-file", str(token_file)).token()
+    assert "hunter2" not in str(raised.value)
+    monkeypatch.setenv(auth.TOKEN_ENV, "pass1234")
+    with pytest.raises(ValueError, match=r"\$NASNET_SEARCH_TOKEN is too short \(8 characters") as raised:
+        _cli_auth("--directory", directory).token()
+    assert "pass1234" not in str(raised.value)
+    with pytest.raises(ValueError, match=r"--auth-token-file .*missing.token: no such file"):
+        _cli_auth("--auth-token-file", str(tmp_path / "missing.token")).token()
 
 
 def test_non_loopback_bind_needs_a_token_or_insecure(capsys):
