@@ -6,15 +6,17 @@ import os
 import re
 import stat
 import subprocess
+import types
 
 import grpc
 import pytest
 
 from keras_tuner.engine.trial import Trial
 
-from tests.tuner.distributed_helpers import SETTINGS, InProcessChief, run_one_trial, snapshot
+from tests.tuner.distributed_helpers import SETTINGS, InProcessChief, free_port, run_one_trial, snapshot
 from tuner import keras_tuner_internals as kti
 from tuner.distributed import auth, protocol
+from tuner.distributed.worker import ChiefClient
 from tuner.oracles import WEIGHTS_FILE
 
 TOKEN = "t" * 40
@@ -170,11 +172,19 @@ def test_mutual_tls_works_and_plaintext_or_unknown_clients_are_refused(tmp_path,
     chief = InProcessChief(tmp_path, server_options=server.server_options())
     try:
         before = snapshot(chief.project_dir)
-        with pytest.raises(protocol.ChiefUnavailableError, match=f"chief at 127.0.0.1:{chief.port} did not answer"):
-            chief.client("plaintext", chief_timeout=2.0, interceptors=[auth.TokenClientInterceptor(TOKEN)])
+        # A plaintext worker: the chief closes the connection, and the error says to pass --tls-ca.
+        with pytest.raises(protocol.ChiefUnavailableError, match=f"chief at 127.0.0.1:{chief.port} did not answer "
+                                                                 r"Hello.*Socket closed.*if the chief serves TLS, "
+                                                                 r"pass --tls-ca"):
+            chief.client("plaintext", chief_timeout=1.0, interceptors=[auth.TokenClientInterceptor(TOKEN)])
         no_client_cert = auth.Auth(token=TOKEN, tls_ca=c["ca.pem"]).client_options()
-        with pytest.raises(protocol.ChiefUnavailableError):
-            chief.client("no-client-cert", chief_timeout=2.0, **no_client_cert)
+        with pytest.raises(protocol.ChiefUnavailableError, match=r"TLS connection failed.*mutual TLS.*--tls-cert"):
+            chief.client("no-client-cert", chief_timeout=1.0, **no_client_cert)
+        # Nothing listening: no TLS hint, the address is the question.
+        with pytest.raises(protocol.ChiefUnavailableError, match="Connection refused") as raised:
+            ChiefClient(types.SimpleNamespace(objective=None, max_trials=None), SETTINGS, host="127.0.0.1",
+                        port=free_port(), tuner_id="lost", chief_timeout=0.5, log=lambda line: None)
+        assert "TLS" not in str(raised.value)
         assert snapshot(chief.project_dir) == before
         worker = auth.Auth(token=TOKEN, tls_ca=c["ca.pem"], tls_cert=c["client.pem"], tls_key=c["client.key"])
         trial = run_one_trial(chief.client("tls-worker", **worker.client_options()))
