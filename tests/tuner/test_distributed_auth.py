@@ -145,6 +145,10 @@ def test_clients_without_the_token_or_of_another_search_change_nothing(token_chi
     assert after[WEIGHTS_FILE] != before[WEIGHTS_FILE]
     assert after[f"trial_{live.trial_id}/trial.json"] != before[f"trial_{live.trial_id}/trial.json"]
     good.close()
+    # What the benchmark reads: the chief's whole-process CPU over the trials and the token check's own time.
+    stats = servicer.stats()
+    assert stats["timed_ends"] == 2 and stats["span_cpu_seconds"] > 0
+    assert stats["interceptor_calls"] >= 9 + 7 and 0 < stats["interceptor_seconds"] < stats["span_seconds"]
 
 
 def _openssl(*args, cwd):

@@ -124,6 +124,12 @@ class ChiefServicer(kti.OracleServicer):
         self.started = clock()
         self.first_start: float | None = None
         self.last_end: float | None = None
+        # Whole-process CPU seconds (all threads: gRPC's own, TLS, the interceptors, the PPO
+        # update) at the first trial's creation and the last trial's end: what serving costs
+        # beyond the servicer's own code, which `create_times`/`end_times` measure.
+        self.first_start_cpu: float | None = None
+        self.last_end_cpu: float | None = None
+        self.interceptors: list = []  # server interceptors that report their own time (`overhead()`)
         self.finished_here = 0
         self.best: float | None = None
         self.counters = {"created": 0, "completed": 0, "failed": 0, "invalid": 0, "lease_expired": 0,
@@ -205,7 +211,7 @@ class ChiefServicer(kti.OracleServicer):
             elif trial.status == TrialStatus.RUNNING:
                 self.counters["created"] += 1
                 if self.first_start is None:
-                    self.first_start = self.clock()
+                    self.first_start, self.first_start_cpu = self.clock(), started[1]
                 attempt = kti.run_count(self.oracle, trial.trial_id) + 1
                 if attempt > 1:
                     self.log(f"Trial {trial.trial_id} -> {tuner_id} (attempt {attempt})")
@@ -233,7 +239,7 @@ class ChiefServicer(kti.OracleServicer):
             if self.fatal is not None:
                 context.abort(grpc.StatusCode.ABORTED, f"the search stopped: {self.fatal}")
             self.end_times.stop(started)
-        self.last_end = self.clock()
+        self.last_end, self.last_end_cpu = self.clock(), time.process_time()
         return kti.service_messages.EndTrialResponse()
 
     def GetTrial(self, request, context):
@@ -403,7 +409,12 @@ class ChiefServicer(kti.OracleServicer):
                    "ongoing": len(self.oracle.ongoing_trials), "queued": len(kti.retry_queue(self.oracle)),
                    "create_ms_median": 1000 * (_percentile(self.create_times.wall, 0.5) or 0),
                    "end_ms_median": 1000 * (_percentile(self.end_times.wall, 0.5) or 0),
-                   "span_seconds": (self.last_end - self.first_start) if self.last_end and self.first_start else 0}
+                   "span_seconds": (self.last_end - self.first_start) if self.last_end and self.first_start else 0,
+                   "span_cpu_seconds": (self.last_end_cpu - self.first_start_cpu)
+                   if self.last_end_cpu is not None and self.first_start_cpu is not None else 0,
+                   "timed_ends": len(self.end_times.wall)}
+            for interceptor in self.interceptors:
+                out.update(interceptor.overhead())
             if include_times:
                 for name, times in (("create", self.create_times), ("end", self.end_times)):
                     out[f"{name}_seconds"], out[f"{name}_cpu_seconds"] = list(times.wall), list(times.cpu)
