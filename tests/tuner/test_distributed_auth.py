@@ -60,7 +60,8 @@ def test_cli_reads_the_token_file_then_the_environment_then_the_directory(tmp_pa
     assert _cli_auth("--directory", directory).token() == in_directory
     # Too short: the error names where the token came from and its length, never the secret itself.
     token_file.write_text("hunter2-secret\n")
-    with pytest.raises(ValueError, match=rf"--auth-token-file {re.escape(str(token_file))} is too short \(14 characters") as raised:
+    too_short = rf"--auth-token-file {re.escape(str(token_file))} is too short \(14 characters"
+    with pytest.raises(ValueError, match=too_short) as raised:
         _cli_auth("--directory", directory, "--auth-token-file", str(token_file)).token()
     assert "hunter2" not in str(raised.value)
     monkeypatch.setenv(auth.TOKEN_ENV, "pass1234")
@@ -106,7 +107,7 @@ def test_clients_without_the_token_or_of_another_search_change_nothing(token_chi
     who_before = (dict(servicer.sessions), dict(servicer.peers), set(servicer.last_seen))
 
     # Each intruder uses the good worker's id on its live trial: only the token / settings check stops it.
-    for name, (client, refused) in _intruders(chief, "good").items():
+    for client, refused in _intruders(chief, "good").values():
         with pytest.raises(protocol.ChiefRefusedError, match=refused):
             client.hello()
         with pytest.raises(protocol.ChiefRefusedError, match=f"refused UpdateTrial.*{refused}"):
