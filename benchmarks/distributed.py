@@ -18,7 +18,13 @@ the distribution, not training.
    answers a proposal, so every simulated trial is a real create + end); median and mean at the start (trials 50-150) and at the end of
    the history (the last 100), to show whether it grows with the number of trials
    (target: < 20 ms and flat).
-3. The same overhead (short run) with the search token and with TLS beside plaintext.
+3. The chief's cost with the search token and with TLS (+ token) beside plaintext, in
+   interleaved rounds: the chief process's whole CPU time per trial (gRPC, TLS, the token
+   check, the servicer, PPO updates; the servicer's own time cannot show TLS or the
+   interceptor, which run before it), the token check's own time per call, and the
+   client's round trip. Only this section:
+
+       .venv/bin/python benchmarks/distributed.py --skip throughput history
 """
 
 from __future__ import annotations
@@ -180,8 +186,14 @@ def run_simulation(trials: int, threads: int, mode: str, certs=None, num_blocks:
         files = {"state_bytes": len(json.dumps(read_state(project))),
                  "snapshot_bytes": os.path.getsize(os.path.join(project, "oracle.json")),
                  "journal_bytes": os.path.getsize(os.path.join(project, JOURNAL_FILE))}
+        ends = max(1, result["timed_ends"])
+        calls = result.get("interceptor_calls", 0)
         return {"mode": mode, "trials": len(per_trial), "elapsed": elapsed, "per_trial": per_trial,
                 "per_trial_cpu": per_trial_cpu,
+                # the chief's whole process (gRPC, TLS, interceptor, servicer, PPO updates), first create to last end
+                "chief_cpu_ms": 1000 * result["span_cpu_seconds"] / ends,
+                "interceptor_us": 1e6 * result.get("interceptor_seconds", 0.0) / calls if calls else 0.0,
+                "interceptor_calls_per_trial": calls / ends,
                 "client_ms": 1000 * statistics.median(wall), "unauthenticated": result["unauthenticated"], **files}
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -201,6 +213,11 @@ def make_certs(directory: str) -> dict:
     return {name: os.path.join(directory, name) for name in ("ca.pem", "server.pem", "server.key")}
 
 
+def spread(values, digits=2) -> str:
+    """'median [min-max]' of a few runs."""
+    return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
+
+
 def window(values, start, stop):
     part = values[start:stop]
     return 1000 * statistics.median(part), 1000 * statistics.fmean(part)
@@ -213,8 +230,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=1.0, help="cost of one throughput trial")
     parser.add_argument("--simulated", type=int, default=20000, help="zero-cost trials at 8 workers")
     parser.add_argument("--num-blocks", type=int, default=5, help="blocks per cell of the simulated search space")
-    parser.add_argument("--auth-trials", type=int, default=400, help="trials per mode for the token/TLS comparison")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "history", "auth"])
+    parser.add_argument("--auth-trials", type=int, default=400, help="trials per run in the token/TLS comparison")
+    parser.add_argument("--auth-repeats", type=int, default=3,
+                        help="rounds of the token/TLS comparison (each runs plaintext, token, TLS in turn)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "history", "auth"],
+                        help="sections not to run (e.g. --skip throughput history: only the token/TLS comparison)")
     args = parser.parse_args(argv)
     print(f"# benchmarks/distributed.py on {os.cpu_count()} CPU core(s), load average "
           f"{os.getloadavg()[0]:.1f} at start", flush=True)
@@ -253,23 +273,35 @@ def main(argv=None) -> int:
               f"{r['journal_bytes'] / 1e6:.2f} MB", flush=True)
     if "auth" not in args.skip:
         certs_dir = tempfile.mkdtemp(prefix="dist-certs-")
+        modes = ("insecure", "token", "tls")
         try:
             certs = make_certs(certs_dir)
-            print(f"\n## Chief overhead with the search token and TLS, {args.auth_trials} trials at 8 workers each "
-                  "(interleaved: plaintext, token, TLS, twice)")
-            results: dict[str, list] = {"insecure": [], "token": [], "tls": []}
-            clients: dict[str, list] = {"insecure": [], "token": [], "tls": []}
-            for _ in range(2):
-                for mode in ("insecure", "token", "tls"):
-                    r = run_simulation(args.auth_trials, 8, mode, certs)
-                    results[mode] += r["per_trial"]
-                    clients[mode].append(r["client_ms"])
-            print("| mode | chief create+end median ms | p90 ms | client round trip median ms |")
-            print("|---|---|---|---|")
-            for mode, values in results.items():
-                ordered = sorted(values)
-                print(f"| {mode} | {1000 * statistics.median(values):.2f} | {1000 * ordered[int(0.9 * len(ordered))]:.2f}"
-                      f" | {statistics.median(clients[mode]):.2f} |")
+            print(f"\n## Chief overhead with the search token and TLS: {args.auth_trials} simulated trials at 8 "
+                  f"workers per run, {args.auth_repeats} rounds interleaved (plaintext, token, TLS+token)", flush=True)
+            runs: dict[str, list] = {mode: [] for mode in modes}
+            for _ in range(args.auth_repeats):
+                for mode in modes:
+                    runs[mode].append(run_simulation(args.auth_trials, 8, mode, certs, num_blocks=args.num_blocks))
+            print("Chief CPU = the chief's whole process (all threads: gRPC, TLS, the token interceptor, the "
+                  "servicer, the PPO update every 20 trials) from the first trial's creation to the last end, per "
+                  "trial; servicer = the create + end handlers' own wall time (after the interceptor, without gRPC "
+                  "or TLS); ratios are per round against that round's plaintext run. Median [min-max] over rounds.")
+            print("| mode | chief CPU ms/trial | vs plaintext | servicer create+end median ms | token check us/call "
+                  "(calls/trial) | client round trip median ms | vs plaintext |")
+            print("|---|---|---|---|---|---|---|")
+            for mode in modes:
+                rows, base = runs[mode], runs["insecure"]
+                cpu = [r["chief_cpu_ms"] for r in rows]
+                client = [r["client_ms"] for r in rows]
+                servicer = [1000 * statistics.median(r["per_trial"]) for r in rows]
+                check = [r["interceptor_us"] for r in rows]
+                per_trial_calls = statistics.median(r["interceptor_calls_per_trial"] for r in rows)
+                cpu_ratio = [r["chief_cpu_ms"] / b["chief_cpu_ms"] for r, b in zip(rows, base)]
+                client_ratio = [r["client_ms"] / b["client_ms"] for r, b in zip(rows, base)]
+                print(f"| {mode} | {spread(cpu)} | {spread(cpu_ratio)}x | {spread(servicer)} | "
+                      f"{spread(check, 1) if per_trial_calls else '-'} ({per_trial_calls:.1f}) | {spread(client)} | "
+                      f"{spread(client_ratio)}x |", flush=True)
+            print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         finally:
             shutil.rmtree(certs_dir, ignore_errors=True)
     return 0

@@ -189,11 +189,29 @@ class TokenServerInterceptor(grpc.ServerInterceptor):
         self.rejected = 0
         self.servicer = None
         self._lock = threading.Lock()
+        self.calls, self.seconds, self.cpu_seconds = 0, 0.0, 0.0  # this check's own time (benchmarks)
 
     def bind_servicer(self, servicer) -> None:
         self.servicer = servicer
+        servicer.interceptors.append(self)
+
+    def overhead(self) -> dict:
+        with self._lock:
+            return {"interceptor_calls": self.calls, "interceptor_seconds": self.seconds,
+                    "interceptor_cpu_seconds": self.cpu_seconds}
 
     def intercept_service(self, continuation, handler_call_details):
+        started = time.perf_counter(), time.thread_time()
+        try:
+            return self._intercept(continuation, handler_call_details)
+        finally:
+            wall, cpu = time.perf_counter() - started[0], time.thread_time() - started[1]
+            with self._lock:
+                self.calls += 1
+                self.seconds += wall
+                self.cpu_seconds += cpu
+
+    def _intercept(self, continuation, handler_call_details):
         value = dict(handler_call_details.invocation_metadata).get(AUTH_KEY, "")
         value = value.encode("utf-8") if isinstance(value, str) else bytes(value)
         if hmac.compare_digest(value, self._expected):

@@ -124,6 +124,12 @@ class ChiefServicer(kti.OracleServicer):
         self.started = clock()
         self.first_start: float | None = None
         self.last_end: float | None = None
+        # Whole-process CPU seconds (all threads: gRPC's own, TLS, the interceptors, the PPO
+        # update) at the first trial's creation and the last trial's end: what serving costs
+        # beyond the servicer's own code, which `create_times`/`end_times` measure.
+        self.first_start_cpu: float | None = None
+        self.last_end_cpu: float | None = None
+        self.interceptors: list = []  # server interceptors that report their own time (`overhead()`)
         self.finished_here = 0
         self.best: float | None = None
         self.counters = {"created": 0, "completed": 0, "failed": 0, "invalid": 0, "lease_expired": 0,
@@ -134,18 +140,29 @@ class ChiefServicer(kti.OracleServicer):
 
     # --- who is calling ------------------------------------------------------------------
     def _caller(self, context, *, check_settings: bool = True) -> str:
-        tuner_id = protocol.metadata_value(context, protocol.TUNER_ID_KEY)
-        session = protocol.metadata_value(context, protocol.SESSION_KEY)
-        if not tuner_id or not session:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "this chief serves nasnet search workers only (tuner.distributed.worker.ChiefClient): "
-                          f"the call carries no {protocol.TUNER_ID_KEY!r}/{protocol.SESSION_KEY!r} metadata")
+        """The calling worker's id, after its identity (and settings) are checked; renews its lease."""
+        tuner_id, session = self._identity(context)
         if check_settings and protocol.metadata_value(context, protocol.SETTINGS_KEY) != self.digest:
             self.counters["refused_settings"] += 1
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"worker {tuner_id} belongs to another search (settings digest "
                           f"{protocol.metadata_value(context, protocol.SETTINGS_KEY)!r}, this chief's is "
                           f"{self.digest!r}); start it with this search's settings")
+        self._record(context, tuner_id, session)
+        return tuner_id
+
+    @staticmethod
+    def _identity(context) -> tuple[str, str]:
+        tuner_id = protocol.metadata_value(context, protocol.TUNER_ID_KEY)
+        session = protocol.metadata_value(context, protocol.SESSION_KEY)
+        if not tuner_id or not session:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "this chief serves nasnet search workers only (tuner.distributed.worker.ChiefClient): "
+                          f"the call carries no {protocol.TUNER_ID_KEY!r}/{protocol.SESSION_KEY!r} metadata")
+        return tuner_id, session
+
+    def _record(self, context, tuner_id: str, session: str) -> None:
+        """Note a worker's session, address and last call: only once every check let it in."""
         with self._seen_lock:
             now = self.clock()
             known = self.sessions.get(tuner_id)
@@ -159,7 +176,6 @@ class ChiefServicer(kti.OracleServicer):
             self.sessions[tuner_id] = session
             self.peers[tuner_id] = context.peer()
             self.last_seen[tuner_id] = now
-        return tuner_id
 
     def _holder(self, trial_id: str) -> str | None:
         for tuner_id, trial in self.oracle.ongoing_trials.items():
@@ -195,7 +211,7 @@ class ChiefServicer(kti.OracleServicer):
             elif trial.status == TrialStatus.RUNNING:
                 self.counters["created"] += 1
                 if self.first_start is None:
-                    self.first_start = self.clock()
+                    self.first_start, self.first_start_cpu = self.clock(), started[1]
                 attempt = kti.run_count(self.oracle, trial.trial_id) + 1
                 if attempt > 1:
                     self.log(f"Trial {trial.trial_id} -> {tuner_id} (attempt {attempt})")
@@ -223,7 +239,7 @@ class ChiefServicer(kti.OracleServicer):
             if self.fatal is not None:
                 context.abort(grpc.StatusCode.ABORTED, f"the search stopped: {self.fatal}")
             self.end_times.stop(started)
-        self.last_end = self.clock()
+        self.last_end, self.last_end_cpu = self.clock(), time.process_time()
         return kti.service_messages.EndTrialResponse()
 
     def GetTrial(self, request, context):
@@ -366,13 +382,14 @@ class ChiefServicer(kti.OracleServicer):
 
     # --- the side service ----------------------------------------------------------------
     def Hello(self, request: dict, context) -> dict:
-        tuner_id = self._caller(context, check_settings=False)
+        tuner_id, session = self._identity(context)
         differences = protocol.settings_differences(self.settings, request.get("settings", {}))
-        if differences:
+        if differences:  # refused before any bookkeeping: a worker of another search leaves no trace here
             self.counters["refused_settings"] += 1
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"worker {tuner_id} ({context.peer()}) runs another search than this chief; it must not "
                           f"feed this one. Differences: {'; '.join(differences)}")
+        self._record(context, tuner_id, session)
         return {"lease_timeout": self.lease_timeout, "heartbeat_interval": self.heartbeat_interval,
                 "digest": self.digest}
 
@@ -392,7 +409,12 @@ class ChiefServicer(kti.OracleServicer):
                    "ongoing": len(self.oracle.ongoing_trials), "queued": len(kti.retry_queue(self.oracle)),
                    "create_ms_median": 1000 * (_percentile(self.create_times.wall, 0.5) or 0),
                    "end_ms_median": 1000 * (_percentile(self.end_times.wall, 0.5) or 0),
-                   "span_seconds": (self.last_end - self.first_start) if self.last_end and self.first_start else 0}
+                   "span_seconds": (self.last_end - self.first_start) if self.last_end and self.first_start else 0,
+                   "span_cpu_seconds": (self.last_end_cpu - self.first_start_cpu)
+                   if self.last_end_cpu is not None and self.first_start_cpu is not None else 0,
+                   "timed_ends": len(self.end_times.wall)}
+            for interceptor in self.interceptors:
+                out.update(interceptor.overhead())
             if include_times:
                 for name, times in (("create", self.create_times), ("end", self.end_times)):
                     out[f"{name}_seconds"], out[f"{name}_cpu_seconds"] = list(times.wall), list(times.cpu)

@@ -8,9 +8,11 @@ drop-in replacement (a subclass, so `BaseTuner` treats it as its oracle) that:
 * says Hello first, so the chief can refuse a worker of another search by name;
 * retries a call the chief does not answer (UNAVAILABLE, DEADLINE_EXCEEDED) with
   exponential backoff for at most `chief_timeout` seconds, then raises
-  `ChiefUnavailableError` naming the address (a keras-tuner `FatalError`, so the trial
-  loop does not swallow it); a refusal (other settings, expired lease, bad token) is not
-  retried;
+  `ChiefUnavailableError` naming the address and gRPC's own reason (connection refused,
+  TLS handshake; `wait_for_ready` calls only say DEADLINE_EXCEEDED, so one fail-fast call
+  asks), with a hint at the TLS flags when the port answers but the connection fails (a
+  keras-tuner `FatalError`, so the trial loop does not swallow it); a refusal (other
+  settings, expired lease, bad token) is not retried;
 * sleeps with backoff (50 ms doubling to 2 s) between IDLE answers;
 * heartbeats every `heartbeat_interval` (from the chief's Hello answer) on a background
   thread while a trial runs: the lease says "this process is alive", so a child whose
@@ -40,6 +42,22 @@ RETRIED_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 IDLE_BACKOFF = (0.05, 2.0)  # first and largest sleep after an IDLE answer
 RETRY_BACKOFF = (0.2, 5.0)  # first and largest sleep between attempts at an unanswered call
 CALL_TIMEOUT = 30.0
+PROBE_METHOD = f"/{protocol.SIDE_SERVICE}/ConnectionProbe"  # not served: finds why a channel cannot connect
+PROBE_TIMEOUT = 2.0
+UNREACHABLE_MARKS = ("Connection refused", "errors resolving", "No route to host", "Network is unreachable")
+
+
+def connection_hint(transport_error: str | None, *, tls: bool, address: str) -> str:
+    """What to check when the chief's port is reachable but the connection fails (mostly TLS settings)."""
+    if transport_error is None or any(mark in transport_error for mark in UNREACHABLE_MARKS):
+        return ""  # nothing listens there, or the name does not resolve: the address is the question
+    if not tls:
+        return (" The chief closed a plaintext connection: if the chief serves TLS, pass --tls-ca (the CA certificate "
+                "that signed the chief's certificate; with mutual TLS also --tls-cert/--tls-key) to this worker; "
+                "see docs/distributed_search.md, 'TLS files for a cluster'.")
+    return (" The TLS connection failed: --tls-ca must be the CA that signed the chief's certificate, that "
+            f"certificate must name the address used ({address}), and a chief started with --tls-ca (mutual TLS) "
+            "also needs this worker's --tls-cert/--tls-key.")
 
 
 def generate_tuner_id(prefix: str = "worker") -> str:
@@ -79,6 +97,7 @@ class ChiefClient(kti.OracleClient):
         self.session = uuid.uuid4().hex
         self.metadata = ((protocol.TUNER_ID_KEY, tuner_id), (protocol.SESSION_KEY, self.session),
                          (protocol.SETTINGS_KEY, protocol.settings_digest(self.settings)))
+        self.tls = channel_credentials is not None
         if channel_credentials is not None:
             channel = grpc.secure_channel(self.address, channel_credentials, options=list(channel_options))
         else:
@@ -117,10 +136,14 @@ class ChiefClient(kti.OracleClient):
                         f"{code.name if code else 'error'}: {error.details() if hasattr(error, 'details') else error}"
                     ) from None
                 if not retry or time.monotonic() - start + sleep >= self.chief_timeout:
+                    waited = time.monotonic() - start
+                    transport = self._transport_error()
+                    last = f"UNAVAILABLE: {transport}" if transport else f"{code.name}: {error.details()}"
                     raise protocol.ChiefUnavailableError(
                         f"worker {self.tuner_id}: the chief at {self.address} did not answer {what} for "
-                        f"{time.monotonic() - start:.0f} s (chief timeout {self.chief_timeout:g} s; is the chief "
-                        f"running and the address right?). Last error: {code.name}: {error.details()}"
+                        f"{waited:.0f} s (chief timeout {self.chief_timeout:g} s; is the chief "
+                        f"running and the address right?). Last error: {last}."
+                        f"{connection_hint(transport, tls=self.tls, address=self.address)}"
                     ) from None
                 if not warned:
                     self.log(f"worker {self.tuner_id}: the chief at {self.address} does not answer ({code.name}); "
@@ -128,6 +151,21 @@ class ChiefClient(kti.OracleClient):
                     warned = True
                 time.sleep(sleep * random.uniform(0.8, 1.2))
                 sleep = min(RETRY_BACKOFF[1], sleep * 2)
+
+    def _transport_error(self) -> str | None:
+        """Why the channel cannot connect (refused, TLS handshake...), or None if it can.
+
+        The calls wait for the channel (`wait_for_ready`), so all they report is
+        DEADLINE_EXCEEDED; one call that fails fast gets gRPC's own reason. It asks for a
+        method the chief does not have: it never reaches the chief's servicer.
+        """
+        probe = self.channel.unary_unary(PROBE_METHOD)
+        try:
+            probe(b"", metadata=self.metadata, timeout=PROBE_TIMEOUT, wait_for_ready=False)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.UNAVAILABLE:
+                return error.details()
+        return None
 
     def hello(self) -> dict:
         answer = self._call(self._side["Hello"], {"tuner_id": self.tuner_id, "session": self.session,
