@@ -74,13 +74,23 @@ def register(subparsers) -> argparse.ArgumentParser:
     search.add_argument("--controller-lr", type=float, default=None, help="PPO: controller learning rate "
                                                                            "(paper: 0.00035)")
 
+    # The defaults are the recipe's own, read from where it is declared (ChildConfig).
+    from tuner.children import ChildConfig
+
+    recipe = ChildConfig()
     child = parser.add_argument_group("children (the paper's recipe by default)")
-    child.add_argument("--epochs", type=int, default=20, help="epochs per child (paper: 20)")
-    child.add_argument("--filters", type=int, default=32, help="F, filters of the first stack's cells")
-    child.add_argument("--num-cells", type=int, default=2, help="N, Normal cells per stack (paper: 2)")
-    child.add_argument("--batch-size", type=int, default=32)
-    child.add_argument("--learning-rate", type=float, default=0.025, help="initial rate of the cosine decay")
-    child.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay (TF-slim convention)")
+    child.add_argument("--epochs", type=int, default=recipe.epochs,
+                       help="epochs per child (paper: 20; default %(default)s)")
+    child.add_argument("--filters", type=int, default=recipe.filters,
+                       help="F, filters of the first stack's cells (default %(default)s)")
+    child.add_argument("--num-cells", type=int, default=recipe.num_cells,
+                       help="N, Normal cells per stack (paper: 2; default %(default)s)")
+    child.add_argument("--batch-size", type=int, default=recipe.batch_size,
+                       help="images per training step of a child (default %(default)s)")
+    child.add_argument("--learning-rate", type=float, default=recipe.learning_rate,
+                       help="initial rate of the cosine decay (default %(default)s)")
+    child.add_argument("--weight-decay", type=float, default=recipe.weight_decay,
+                       help="L2 weight decay (TF-slim convention; default %(default)s)")
     child.add_argument("--run-eagerly", choices=("auto", "yes", "no"), default="auto",
                        help="eager execution for children; auto: for tiny children on CPU, where tracing "
                             "costs more than training")
