@@ -79,18 +79,15 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     recipe = ChildConfig()
     child = parser.add_argument_group("children (the paper's recipe by default)")
-    child.add_argument("--epochs", type=int, default=recipe.epochs,
-                       help="epochs per child (paper: 20; default %(default)s)")
-    child.add_argument("--filters", type=int, default=recipe.filters,
-                       help="F, filters of the first stack's cells (default %(default)s)")
-    child.add_argument("--num-cells", type=int, default=recipe.num_cells,
-                       help="N, Normal cells per stack (paper: 2; default %(default)s)")
-    child.add_argument("--batch-size", type=int, default=recipe.batch_size,
-                       help="images per training step of a child (default %(default)s)")
-    child.add_argument("--learning-rate", type=float, default=recipe.learning_rate,
-                       help="initial rate of the cosine decay (default %(default)s)")
-    child.add_argument("--weight-decay", type=float, default=recipe.weight_decay,
-                       help="L2 weight decay (TF-slim convention; default %(default)s)")
+    for flag, kind, about in (
+        ("--epochs", int, "epochs per child (paper: 20; default %(default)s)"),
+        ("--filters", int, "F, filters of the first stack's cells (default %(default)s)"),
+        ("--num-cells", int, "N, Normal cells per stack (paper: 2; default %(default)s)"),
+        ("--batch-size", int, "images per training step of a child (default %(default)s)"),
+        ("--learning-rate", float, "initial rate of the cosine decay (default %(default)s)"),
+        ("--weight-decay", float, "L2 weight decay (TF-slim convention; default %(default)s)"),
+    ):
+        child.add_argument(flag, type=kind, default=getattr(recipe, flag[2:].replace("-", "_")), help=about)
     child.add_argument("--run-eagerly", choices=("auto", "yes", "no"), default="auto",
                        help="eager execution for children; auto: for tiny children on CPU, where tracing "
                             "costs more than training")
