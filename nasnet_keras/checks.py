@@ -13,7 +13,7 @@ import math
 import numbers
 from typing import Iterable
 
-__all__ = ["check_int", "check_number", "check_choice"]
+__all__ = ["is_int", "check_int", "check_number", "check_choice"]
 
 
 def _prefix(where: str) -> str:
@@ -30,13 +30,21 @@ def _bounds(minimum, maximum) -> str:
     return ""
 
 
+def is_int(value) -> bool:
+    """The integer rule of `check_int`, as a test: an integer (numpy integers count), not a bool.
+
+    For code that matches a value against typed options (a decision's accepted values) and
+    raises its own error listing them."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None,
               allow_none: bool = False, hint: str = "", where: str = "") -> int | None:
     """Return `value` as an int if it is an integer (not a bool; numpy integers count) within
     the bounds, else raise ValueError."""
     if value is None and allow_none:
         return None
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    ok = is_int(value)
     ok = ok and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
     if not ok:
         what = f"an integer{_bounds(minimum, maximum)}" + (" or None" if allow_none else "")

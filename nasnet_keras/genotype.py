@@ -342,14 +342,6 @@ NAMED_GENOTYPES: dict[str, Genotype] = {
 NASNET_A = NAMED_GENOTYPES["nasnet_a"]
 
 
-def named_genotype(name: str) -> Genotype:
-    """A published genotype by its registered name ("nasnet_a")."""
-    try:
-        return NAMED_GENOTYPES[name]
-    except KeyError:
-        raise ValueError(f"Unknown genotype name {name!r}. Registered: {', '.join(NAMED_GENOTYPES)}") from None
-
-
 def as_genotype(value: Any) -> Genotype:
     """Accept a Genotype, its dict, a JSON string, a JSON file path or a registered name."""
     if isinstance(value, Genotype):

@@ -145,26 +145,3 @@ def input_specs(loaded) -> dict:
         args, kwargs = fn.structured_input_signature
         specs[name] = dict(kwargs) if kwargs else {spec.name: spec for spec in args}
     return specs
-
-
-def predict_request(model_name: str, inputs: dict, signature_name: str = DEFAULT_SIGNATURE, version=None):
-    """A `tensorflow_serving.apis.predict_pb2.PredictRequest` for the gRPC API (port 8500).
-
-    Needs the `tensorflow-serving-api` package. Bytes lists become DT_STRING tensors,
-    float arrays DT_FLOAT.
-    """
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = signature_name
-    if version is not None:
-        request.model_spec.version.value = int(version)
-    for key, value in inputs.items():
-        if isinstance(value, (list, tuple)) and value and isinstance(value[0], (bytes, bytearray)):
-            proto = tf.make_tensor_proto([bytes(v) for v in value], dtype=tf.string)
-        else:
-            proto = tf.make_tensor_proto(np.asarray(value, dtype=np.float32), dtype=tf.float32)
-        request.inputs[key].CopyFrom(proto)
-    return request

@@ -233,12 +233,13 @@ def run_search(oracle, benchmark: TabularBenchmark, budget: int, directory: str,
     """
     import keras_tuner
 
+    from tuner import keras_tuner_internals as internals
+
     status = keras_tuner.engine.trial.TrialStatus
     oracle.verbose = 0  # keras-tuner's per-trial table
-    oracle._set_project_dir(directory, "search")
+    internals.set_project_dir(oracle, directory, "search")  # what a Tuner would do
     if not persist:
-        oracle.save = lambda: None
-        oracle._save_trial = lambda trial: None
+        internals.skip_state_files(oracle)
     oracle.set_recipe(f"nas-bench-graph/{benchmark.dataset}/{getattr(reward, '__name__', 'valid')}")
     valid, test, latency, rewards = [], [], [], []
     stopped = False

@@ -7,6 +7,8 @@ same child (for the reward cache and the benchmark's "distinct architectures tra
 `tuner.space.SearchSpace` (the NASNet cell space) provides all of it through its genotype;
 `CategoricalSpace` provides it for any other table of choices, e.g. the NAS-Bench-Graph
 space of `tuner.benchmark_tabular`, whose key is that benchmark's isomorphism-aware hash.
+Both share `DecisionSpace`: the decisions' views and the values <-> indices conversions,
+with one rule for the type of a value and of an index.
 """
 
 from __future__ import annotations
@@ -14,13 +16,98 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Mapping, Sequence
 
+from nasnet_keras.checks import check_int, is_int
 
-class CategoricalSpace:
+
+class DecisionSpace:
+    """What every space of categorical decisions shares; subclasses set `self._decisions`.
+
+    The decisions are `(name, values)` pairs in the order the controller samples them, each
+    value an int or a str. This base owns their views (names, softmax sizes, keras-tuner
+    hyperparameters) and the two conversions with one rule for both spaces: a value must
+    have its option's type (numpy integers count as ints; `True` or `1.0` never pass for
+    the option `1`), an index must be an integer (not a bool) in range.
+    """
+
+    _decisions: list[tuple[str, tuple]]
+
+    @property
+    def decisions(self) -> list[tuple[str, tuple]]:
+        """`(name, values)` per decision, in sampling order."""
+        return list(self._decisions)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self._decisions]
+
+    @property
+    def sizes(self) -> list[int]:
+        """Number of options of each decision: the controller's softmax sizes."""
+        return [len(values) for _, values in self._decisions]
+
+    def __len__(self) -> int:
+        return len(self._decisions)
+
+    def hyperparameters(self):
+        """A `keras_tuner.HyperParameters` with one `Choice` per decision.
+
+        Choices are `ordered=False`: the values are labels (e.g. hidden-state indices), not
+        magnitudes, so an oracle that models ordered values (Bayesian optimisation) must not
+        interpolate them.
+        """
+        import keras_tuner  # local: a space itself needs no Keras
+
+        hp = keras_tuner.HyperParameters()
+        for name, values in self._decisions:
+            hp.Choice(name, list(values), ordered=False)
+        return hp
+
+    def _count_hint(self) -> str:
+        """Said after the expected number of indices when a list has the wrong length."""
+        return ""
+
+    def to_indices(self, values: Mapping[str, Any]) -> list[int]:
+        """keras-tuner values -> decision indices. Keys that are not decisions are ignored
+        (a trial may carry other hyperparameters, e.g. training ones)."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"Expected a mapping of decision name -> value. Received: {type(values).__name__}")
+        missing = [name for name, _ in self._decisions if name not in values]
+        if missing:
+            raise ValueError(
+                f"Values miss {len(missing)} decision(s) of this search space, e.g. {missing[:3]}. "
+                f"Every one of the {len(self)} decisions is needed to specify an architecture"
+            )
+        indices = []
+        for name, options in self._decisions:
+            value = values[name]
+            # Same type as the options only: 1.0 or True must not pass for the option 1.
+            key = int(value) if is_int(value) else value if isinstance(value, str) else None
+            if key is None or key not in options:
+                raise ValueError(
+                    f"Invalid value for decision {name!r}. Received: {value!r}. "
+                    f"Accepted: {', '.join(map(repr, options))}"
+                )
+            indices.append(options.index(key))
+        return indices
+
+    def from_indices(self, indices: Sequence[int]) -> dict[str, Any]:
+        """Decision indices -> keras-tuner values."""
+        indices = list(indices)
+        if len(indices) != len(self._decisions):
+            raise ValueError(f"Expected {len(self._decisions)} decision indices{self._count_hint()}. "
+                             f"Received: {len(indices)}")
+        return {name: options[check_int("index", index, minimum=0, maximum=len(options) - 1,
+                                        where=f"decision {name!r}")]
+                for (name, options), index in zip(self._decisions, indices)}
+
+
+class CategoricalSpace(DecisionSpace):
     """Named categorical decisions, each a tuple of int or str values.
 
     Args:
         name: what the space is (stored with the search, checked on resume).
-        decisions: `(name, values)` pairs in the order the controller samples them.
+        decisions: `(name, values)` pairs in the order the controller samples them
+            (numpy integers are stored as ints).
         key: maps keras-tuner values to the architecture's id; default: the values as
             canonical JSON (every distinct point is a distinct architecture).
     """
@@ -34,64 +121,16 @@ class CategoricalSpace:
             if not (isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[0], str)):
                 raise ValueError(f"Each decision must be a (name, values) pair. Received: {entry!r}")
             decision, values = entry[0], tuple(entry[1])
-            if not values or len(set(values)) != len(values) or not all(
-                isinstance(v, (int, str)) and not isinstance(v, bool) for v in values
-            ):
+            if not values or not all(is_int(v) or isinstance(v, str) for v in values) or len(set(values)) != len(values):
                 raise ValueError(
                     f"Decision {decision!r} needs distinct int or str values. Received: values={list(values)!r}"
                 )
-            checked.append((decision, values))
+            checked.append((decision, tuple(int(v) if is_int(v) else v for v in values)))
         if not checked or len({n for n, _ in checked}) != len(checked):
             raise ValueError(f"`decisions` must be a non-empty list with unique names. Received: {decisions!r}")
         self.name = name
         self._decisions = checked
         self._key = key
-
-    @property
-    def decisions(self) -> list[tuple[str, tuple]]:
-        return list(self._decisions)
-
-    @property
-    def names(self) -> list[str]:
-        return [n for n, _ in self._decisions]
-
-    @property
-    def sizes(self) -> list[int]:
-        return [len(v) for _, v in self._decisions]
-
-    def __len__(self) -> int:
-        return len(self._decisions)
-
-    def hyperparameters(self):
-        """A `keras_tuner.HyperParameters` with one unordered `Choice` per decision."""
-        import keras_tuner
-
-        hp = keras_tuner.HyperParameters()
-        for name, values in self._decisions:
-            hp.Choice(name, list(values), ordered=False)
-        return hp
-
-    def to_indices(self, values: Mapping[str, Any]) -> list[int]:
-        indices = []
-        for name, options in self._decisions:
-            if name not in values or values[name] not in options or isinstance(values[name], bool):
-                raise ValueError(
-                    f"Invalid value for decision {name!r}. Received: {values.get(name)!r}. "
-                    f"Accepted: {', '.join(map(repr, options))}"
-                )
-            indices.append(options.index(values[name]))
-        return indices
-
-    def from_indices(self, indices: Sequence[int]) -> dict[str, Any]:
-        indices = list(indices)
-        if len(indices) != len(self._decisions):
-            raise ValueError(f"Expected {len(self._decisions)} decision indices. Received: {len(indices)}")
-        values = {}
-        for (name, options), index in zip(self._decisions, indices):
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(options):
-                raise ValueError(f"Index for decision {name!r} must be in 0..{len(options) - 1}. Received: {index!r}")
-            values[name] = options[index]
-        return values
 
     def architecture_key(self, values: Mapping[str, Any]) -> str:
         clean = self.from_indices(self.to_indices(values))
@@ -124,11 +163,9 @@ def default_objective(objective):
     return keras_tuner.Objective("val_accuracy", "max") if objective is None else objective
 
 
-def check_space(search_space, kwargs: dict, owner: str) -> SearchSpace:
+def check_space(search_space, kwargs: dict, owner: str) -> DecisionSpace:
     """Validate the space; the oracle's hyperparameters always come from it, never from kwargs."""
-    from tuner.space import SearchSpace
-
-    if not isinstance(search_space, (SearchSpace, CategoricalSpace)):
+    if not isinstance(search_space, DecisionSpace):
         raise ValueError(
             "`search_space` must be a tuner.space.SearchSpace or tuner.categorical.CategoricalSpace. "
             f"Received: {type(search_space).__name__}"
@@ -141,7 +178,7 @@ def check_space(search_space, kwargs: dict, owner: str) -> SearchSpace:
     return search_space
 
 
-def check_stored_space(search_space: SearchSpace, stored: dict, where: str) -> None:
+def check_stored_space(search_space: DecisionSpace, stored: dict, where: str) -> None:
     if stored != search_space.to_dict():
         raise ValueError(
             f"{where} was written for search space {stored}, but this oracle searches "

@@ -74,13 +74,20 @@ def register(subparsers) -> argparse.ArgumentParser:
     search.add_argument("--controller-lr", type=float, default=None, help="PPO: controller learning rate "
                                                                            "(paper: 0.00035)")
 
+    # The defaults are the recipe's own, read from where it is declared (ChildConfig).
+    from tuner.children import ChildConfig
+
+    recipe = ChildConfig()
     child = parser.add_argument_group("children (the paper's recipe by default)")
-    child.add_argument("--epochs", type=int, default=20, help="epochs per child (paper: 20)")
-    child.add_argument("--filters", type=int, default=32, help="F, filters of the first stack's cells")
-    child.add_argument("--num-cells", type=int, default=2, help="N, Normal cells per stack (paper: 2)")
-    child.add_argument("--batch-size", type=int, default=32)
-    child.add_argument("--learning-rate", type=float, default=0.025, help="initial rate of the cosine decay")
-    child.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay (TF-slim convention)")
+    for flag, kind, about in (
+        ("--epochs", int, "epochs per child (paper: 20; default %(default)s)"),
+        ("--filters", int, "F, filters of the first stack's cells (default %(default)s)"),
+        ("--num-cells", int, "N, Normal cells per stack (paper: 2; default %(default)s)"),
+        ("--batch-size", int, "images per training step of a child (default %(default)s)"),
+        ("--learning-rate", float, "initial rate of the cosine decay (default %(default)s)"),
+        ("--weight-decay", float, "L2 weight decay (TF-slim convention; default %(default)s)"),
+    ):
+        child.add_argument(flag, type=kind, default=getattr(recipe, flag[2:].replace("-", "_")), help=about)
     child.add_argument("--run-eagerly", choices=("auto", "yes", "no"), default="auto",
                        help="eager execution for children; auto: for tiny children on CPU, where tracing "
                             "costs more than training")

@@ -33,6 +33,7 @@ import keras_tuner
 import numpy as np
 
 from nasnet_keras.checks import check_int
+from tuner import keras_tuner_internals as internals
 from tuner.categorical import check_space as _check_space
 from tuner.categorical import check_stored_space as _check_stored_space
 from tuner.categorical import default_objective as _default_objective
@@ -166,7 +167,7 @@ class EvolutionOracle(StateJournalMixin, RewardCacheMixin, keras_tuner.Oracle):
             if trial_id not in self.trials:
                 del self.pending[trial_id]
                 changed = True
-            elif trial_id in ended and trial_id not in self._retry_queue:
+            elif trial_id in ended and trial_id not in internals.retry_queue(self):
                 self._settle(self.trials[trial_id])
                 changed = True
         if changed:

@@ -14,14 +14,25 @@ Checked against keras-tuner 1.4.8 (setup.py pins `keras-tuner==1.4.*`).
     keras_tuner.src.distribute.utils.has_chief_oracle / is_chief_oracle
     keras_tuner.src.distribute.oracle_chief.OracleServicer, oracle_client.OracleClient
     keras_tuner.src.protos.get_service / get_service_grpc
-    Oracle._set_project_dir()  (what a Tuner calls to give its oracle a directory)
-    Oracle._project_dir        (property: <directory>/<project_name>, created on access)
-    Oracle._get_oracle_fname() (<project_dir>/oracle.json)
-    Oracle._retry_queue        (trial ids keras-tuner will run again, list, popped from the end)
-    Oracle._run_times          (how often each trial has ended: the retry counter)
-    Oracle._save_trial / _check_consecutive_failures (overridden by tuner.state_journal,
-                               which writes oracle.json as a snapshot plus a journal)
-    keras_tuner.src.config.DEBUG (print each failed trial's traceback to stderr; default True)
+    Oracle._set_project_dir()  (what a Tuner calls to give its oracle a directory:
+                               `set_project_dir`, used by tuner.benchmark_tabular's tunerless search)
+    Oracle._project_dir        (property: <directory>/<project_name>, created on access: `project_dir`)
+    Oracle._get_oracle_fname() (<project_dir>/oracle.json: `oracle_file`)
+    Oracle._get_trial_dir()    (<project_dir>/trial_<id>, created on call: `trial_dir`, used by
+                               tuner.state_journal to write trial.json)
+    Oracle._retry_queue        (trial ids keras-tuner will run again, list, popped from the end:
+                               `retry_queue`, read by the chief and by the reward cache's and
+                               evolution's repair after a kill)
+    Oracle._run_times          (how often each trial has ended: the retry counter: `run_count`)
+    Oracle._save_trial         (writes trial.json on every create/update/end: overridden by
+                               tuner.state_journal (atomic write), replaced with a no-op on one
+                               instance by `skip_state_files`, with Oracle.save)
+    Oracle._check_consecutive_failures (overridden by tuner.state_journal: checks the tail only)
+    keras_tuner.src.config.DEBUG (print each failed trial's traceback to stderr; default True:
+                               `failed_trial_tracebacks`)
+
+The two overrides in tuner.state_journal (`_save_trial`, `_check_consecutive_failures`) are
+hooks keras-tuner calls; the test checks that keras-tuner still has and calls them.
 """
 
 from __future__ import annotations
@@ -47,9 +58,10 @@ OracleServicer = _oracle_chief.OracleServicer
 OracleClient = _oracle_client.OracleClient
 
 # The private `keras_tuner.Oracle` attributes read or repaired by the fault-tolerant chief
-# (tuner/distributed/chief.py). Listed so the test can check that each still exists.
+# (tuner/distributed/chief.py) and the functions below. Listed so the test can check that
+# each still exists.
 ORACLE_PRIVATE_ATTRIBUTES = ("_retry_queue", "_run_times", "ongoing_trials", "tuner_ids", "end_order",
-                             "trials", "max_retries_per_trial", "_get_oracle_fname",
+                             "trials", "max_retries_per_trial", "_get_oracle_fname", "_set_project_dir",
                              # overridden by tuner.state_journal.StateJournalMixin
                              "_save_trial", "_get_trial_dir", "_check_consecutive_failures",
                              "max_consecutive_failed_trials", "start_order")
@@ -83,6 +95,22 @@ def project_dir(oracle) -> str:
 def oracle_file(oracle) -> str:
     """The path of the oracle's own state file (`oracle.json`)."""
     return oracle._get_oracle_fname()
+
+
+def trial_dir(oracle, trial_id: str) -> str:
+    """The directory of one trial's files (`<project_dir>/trial_<id>`), created if missing."""
+    return oracle._get_trial_dir(trial_id)
+
+
+def skip_state_files(oracle) -> None:
+    """Turn off this oracle's writes of oracle.json and each trial.json (one instance only).
+
+    For a search that is never resumed, e.g. a tabular benchmark whose trials are table
+    lookups: keras-tuner writes both files on every create, update and end of a trial, and
+    has no switch for it.
+    """
+    oracle.save = lambda: None
+    oracle._save_trial = lambda trial: None
 
 
 def retry_queue(oracle) -> list:

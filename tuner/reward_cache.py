@@ -33,6 +33,7 @@ from typing import Any, Mapping
 
 import keras_tuner
 
+from tuner import keras_tuner_internals as internals
 from tuner.categorical import architecture_key
 
 TrialStatus = keras_tuner.engine.trial.TrialStatus
@@ -164,7 +165,7 @@ class RewardCacheMixin:
         for trial_id in list(self.in_flight):
             if trial_id not in self.trials:
                 del self.in_flight[trial_id]
-            elif trial_id in ended and trial_id not in self._retry_queue:
+            elif trial_id in ended and trial_id not in internals.retry_queue(self):
                 self._settle_cache(self.trials[trial_id])
 
     def reload(self):

@@ -17,21 +17,22 @@ concatenation of its loose ends (paper Sec. 3), so `decode` builds cells with th
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Mapping, Sequence
 
+from nasnet_keras.checks import check_int
 from nasnet_keras.genotype import COMBINES, NUM_CELL_INPUTS, OPS, Block, CellGenotype, Genotype
+from tuner.categorical import DecisionSpace
 
 CELL_TYPES = ("normal", "reduction")
 FIELDS = ("input_1", "input_2", "op_1", "op_2", "combine")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-class SearchSpace:
+class SearchSpace(DecisionSpace):
     """B blocks per cell, a set of ops and a set of combine methods.
+
+    The decisions' views and the values <-> indices conversions are `DecisionSpace`'s (one
+    rule with `CategoricalSpace`); this class adds the genotype: `decode`, `encode` and the
+    reward cache's `architecture_key`.
 
     Args:
         num_blocks: B, the number of blocks per cell (paper: 5).
@@ -48,13 +49,10 @@ class SearchSpace:
         ops: Sequence[str] = OPS,
         combines: Sequence[str] = ("add", "concat"),
     ):
-        if not _is_int(num_blocks) or num_blocks < 1:
-            raise ValueError(f"`num_blocks` must be an integer >= 1. Received: num_blocks={num_blocks!r}")
-        self.num_blocks = int(num_blocks)
+        self.num_blocks = check_int("num_blocks", num_blocks, minimum=1)
         self.ops = self._check_names("ops", ops, OPS)
         self.combines = self._check_names("combines", combines, COMBINES)
         self._decisions = self._build_decisions()
-        self._index = {name: i for i, (name, _) in enumerate(self._decisions)}
 
     @staticmethod
     def _check_names(what: str, names: Sequence[str], accepted: Sequence[str]) -> tuple[str, ...]:
@@ -81,81 +79,10 @@ class SearchSpace:
                     decisions.append((f"{cell_type}_b{b}_{field}", values))
         return decisions
 
-    # --- the decisions -------------------------------------------------------------------
-    @property
-    def decisions(self) -> list[tuple[str, tuple]]:
-        """`(name, values)` per decision: Normal cell blocks first, then Reduction (paper order)."""
-        return list(self._decisions)
+    def _count_hint(self) -> str:
+        return f" (10 per block pair, B={self.num_blocks})"
 
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _ in self._decisions]
-
-    @property
-    def sizes(self) -> list[int]:
-        """Number of options of each decision: the controller's softmax sizes."""
-        return [len(values) for _, values in self._decisions]
-
-    def __len__(self) -> int:
-        return len(self._decisions)
-
-    def hyperparameters(self):
-        """A `keras_tuner.HyperParameters` with one `Choice` per decision.
-
-        Choices are `ordered=False`: hidden-state indices are labels, not magnitudes, so an
-        oracle that models ordered values (Bayesian optimisation) must not interpolate them.
-        """
-        import keras_tuner  # local: space.py itself needs no Keras
-
-        hp = keras_tuner.HyperParameters()
-        for name, values in self._decisions:
-            hp.Choice(name, list(values), ordered=False)
-        return hp
-
-    # --- conversions ---------------------------------------------------------------------
-    def to_indices(self, values: Mapping[str, Any]) -> list[int]:
-        """keras-tuner values -> decision indices. Keys that are not decisions are ignored
-        (a trial may carry other hyperparameters, e.g. training ones)."""
-        if not isinstance(values, Mapping):
-            raise ValueError(f"Expected a mapping of decision name -> value. Received: {type(values).__name__}")
-        missing = [name for name in self._index if name not in values]
-        if missing:
-            raise ValueError(
-                f"Values miss {len(missing)} decision(s) of this search space, e.g. {missing[:3]}. "
-                f"Every one of the {len(self)} decisions is needed to specify a genotype"
-            )
-        indices = []
-        for name, options in self._decisions:
-            value = values[name]
-            # Same type as the options only: 1.0 or True must not pass for state index 1.
-            same_type = _is_int(value) if _is_int(options[0]) else isinstance(value, str)
-            if same_type and _is_int(value):
-                value = int(value)
-            if not same_type or value not in options:
-                raise ValueError(
-                    f"Invalid value for decision {name!r}. Received: {value!r}. "
-                    f"Accepted: {', '.join(map(repr, options))}"
-                )
-            indices.append(options.index(value))
-        return indices
-
-    def from_indices(self, indices: Sequence[int]) -> dict[str, Any]:
-        """Decision indices -> keras-tuner values."""
-        indices = list(indices)
-        if len(indices) != len(self._decisions):
-            raise ValueError(
-                f"Expected {len(self._decisions)} decision indices (10 per block pair, B={self.num_blocks}). "
-                f"Received: {len(indices)}"
-            )
-        values = {}
-        for (name, options), index in zip(self._decisions, indices):
-            if not _is_int(index) or not 0 <= index < len(options):
-                raise ValueError(
-                    f"Index for decision {name!r} must be an integer in 0..{len(options) - 1}. Received: {index!r}"
-                )
-            values[name] = options[int(index)]
-        return values
-
+    # --- the genotype --------------------------------------------------------------------
     def architecture_key(self, values: Mapping[str, Any]) -> str:
         """The reward cache's key: the genotype id after putting each `add` block's two
         (input, op) pairs in a fixed order.
@@ -229,7 +156,7 @@ class SearchSpace:
                 values[prefix + "input_1"], values[prefix + "input_2"] = block.inputs
                 values[prefix + "op_1"], values[prefix + "op_2"] = block.ops
                 values[prefix + "combine"] = block.combine
-        return {name: values[name] for name in self._index}
+        return {name: values[name] for name in self.names}
 
     # --- storage -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

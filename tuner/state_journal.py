@@ -225,7 +225,7 @@ class StateJournalMixin:
         # The next save writes a fresh snapshot (what was read, plus whatever reload repaired).
 
     def _save_trial(self, trial):
-        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        path = os.path.join(internals.trial_dir(self, trial.trial_id), "trial.json")
         # Atomic against a killed process (rename), not synced to the disk: a trial's file is
         # rewritten at every heartbeat, and a machine that loses power loses its workers too.
         write_json(path, trial.get_state(), indent=None, allow_nan=True, durable=False)

@@ -148,11 +148,6 @@ def compile_for_recipe(model: keras.Model, recipe: Recipe, steps_per_epoch: int,
     )
 
 
-def main_metric(logs: dict, name: str = "accuracy"):
-    """`accuracy` of the main classifier whether the model has one output or two."""
-    return logs.get(f"predictions_{name}", logs.get(name))
-
-
 class TrainingStateLogger(keras.callbacks.Callback):
     """Records where each (re)start begins and adds drop-path progress to the epoch logs.
 

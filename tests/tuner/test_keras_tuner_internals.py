@@ -29,6 +29,34 @@ def test_oracle_internals(tmp_path):
     assert queue == [] and queue is oracle._retry_queue  # the live list: removing an id cancels a re-run
     oracle.save()
     assert os.path.exists(internals.oracle_file(oracle))
+    trial_dir = internals.trial_dir(oracle, "7")
+    assert trial_dir == os.path.join(str(tmp_path), "project", "trial_7") and os.path.isdir(trial_dir)
+
+
+def _one_trial(oracle):
+    trial = oracle.create_trial("tuner0")
+    oracle.update_trial(trial.trial_id, {"score": 1.0})
+    trial.status = keras_tuner.engine.trial.TrialStatus.COMPLETED
+    oracle.end_trial(trial)
+
+
+@pytest.mark.parametrize("skipped", [False, True])
+def test_skip_state_files_leaves_no_oracle_or_trial_file(tmp_path, skipped):
+    """keras-tuner's own oracle: if it renames `_save_trial` (or saves elsewhere), files appear."""
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("x", [0, 1])
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective=keras_tuner.Objective("score", "max"),
+                                                   max_trials=3, hyperparameters=hp, seed=0)
+    internals.set_project_dir(oracle, str(tmp_path), "project")
+    if skipped:
+        internals.skip_state_files(oracle)
+    _one_trial(oracle)
+    written = sorted(os.path.relpath(os.path.join(d, f), tmp_path) for d, _, files in os.walk(tmp_path) for f in files)
+    if skipped:
+        assert written == [], f"keras-tuner wrote state files although they were skipped: {written}"
+    else:  # the control: without the switch keras-tuner writes both (so the check above can fail)
+        assert os.path.join("project", "oracle.json") in written
+        assert any(name.endswith("trial.json") for name in written), written
 
 
 @pytest.mark.parametrize("tuner_id, chief, worker", [(None, False, False), ("chief", True, False),
@@ -67,6 +95,8 @@ def test_the_private_oracle_state_the_chief_repairs_still_exists():
     source = inspect.getsource(keras_tuner.Oracle)
     assert "self._retry_queue.append(trial.trial_id)" in inspect.getsource(keras_tuner.Oracle.reload)
     assert "if tuner_id in self.ongoing_trials:" in source and "self._retry_queue.pop()" in source
+    # The hooks tuner.state_journal overrides are still what keras-tuner calls.
+    assert "self._check_consecutive_failures()" in source and source.count("self._save_trial(trial)") >= 3
     # end_trial's retry rule (INVALID -> queue, then FAILED after max_retries_per_trial).
     assert "max_retries_per_trial" in inspect.getsource(keras_tuner.Oracle._retry)
 

@@ -23,8 +23,7 @@ def new_oracle(tmp_path, strategy="ppo", space=SMALL, persist=True, **kwargs):
     internals.set_project_dir(oracle, str(tmp_path), "search")
     oracle.verbose = 0
     if not persist:  # the comparison below measures the strategy, not keras-tuner's disk I/O
-        oracle.save = lambda: None
-        oracle._save_trial = lambda trial: None
+        internals.skip_state_files(oracle)
     return oracle
 
 

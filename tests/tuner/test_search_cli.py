@@ -6,6 +6,7 @@ import mode needs unique test-module basenames across the tree.)
 
 import json
 import os
+import re
 
 import pytest
 
@@ -98,3 +99,19 @@ def test_search_and_demo_are_registered(capsys):
     with pytest.raises(SystemExit):
         cli.main(["demo", "--help"])
     assert "--directory" in capsys.readouterr().out
+
+
+def test_child_defaults_are_the_recipe_s_and_help_shows_them(capsys):
+    from tuner.children import ChildConfig
+
+    recipe = ChildConfig()
+    args = cli.build_parser().parse_args(["search"])
+    for name in ("epochs", "filters", "num_cells", "batch_size", "learning_rate", "weight_decay"):
+        assert getattr(args, name) == getattr(recipe, name), name
+    with pytest.raises(SystemExit):
+        cli.main(["search", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for flag, value in (("--epochs", recipe.epochs), ("--learning-rate", recipe.learning_rate),
+                        ("--weight-decay", recipe.weight_decay), ("--batch-size", recipe.batch_size)):
+        # the option's own help (up to the next option) ends with its default
+        assert re.search(rf"{flag} [A-Z_]+ (?:(?!--).)*default {re.escape(str(value))}\)", help_text), flag

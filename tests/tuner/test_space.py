@@ -5,6 +5,7 @@ import pytest
 
 from nasnet_keras.genotype import OPS, Genotype
 from nasnet_keras.genotype import NASNET_A
+from tuner.categorical import CategoricalSpace
 from tuner.space import SearchSpace
 
 
@@ -98,7 +99,7 @@ def test_missing_values_and_bad_indices_raise():
         space.decode(values)
     with pytest.raises(ValueError, match="Expected 50 decision indices"):
         space.from_indices([0] * 49)
-    with pytest.raises(ValueError, match=r"normal_b0_op_1.*0\.\.12. Received: 13"):
+    with pytest.raises(ValueError, match=r"decision 'normal_b0_op_1': `index` must be an integer in 0\.\.12\. Received: index=13"):
         space.from_indices([0, 0, 13] + [0] * 47)
 
 
@@ -134,3 +135,33 @@ def test_dict_round_trip_and_equality():
     assert SearchSpace() != space
     with pytest.raises(ValueError, match="Unknown search-space keys"):
         SearchSpace.from_dict({"num_blocks": 5, "blocks": 5})
+
+
+@pytest.mark.parametrize("space", [SearchSpace(num_blocks=1),
+                                   CategoricalSpace("small", [("normal_b0_input_1", (0, 1)), ("op", ("a", "b"))])],
+                         ids=["nasnet", "categorical"])
+def test_both_spaces_share_one_rule_for_values_and_indices(space):
+    """numpy integers pass as ints; bools and floats never pass for an int; the error names the value."""
+    sizes = space.sizes
+    indices = [size - 1 for size in sizes]
+    values = space.from_indices([np.int64(i) for i in indices])
+    assert space.to_indices(values) == indices and all(type(i) is int for i in space.to_indices(values))
+    as_numpy = {k: (np.int32(v) if isinstance(v, int) else v) for k, v in values.items()}
+    assert space.to_indices(as_numpy) == indices
+    for bad in (True, 1.0):
+        with pytest.raises(ValueError, match=rf"decision 'normal_b0_input_1'.*Received: {bad!r}\. Accepted: 0, 1"):
+            space.to_indices({**values, "normal_b0_input_1": bad})
+        with pytest.raises(ValueError, match=rf"decision 'normal_b0_input_1': `index` must be an integer in 0\.\.1\. "
+                                             rf"Received: index={bad!r}"):
+            space.from_indices([bad] + indices[1:])
+    with pytest.raises(ValueError, match=r"in 0\.\.1\. Received: index=(np\.int64\()?2\b"):
+        space.from_indices([np.int64(2)] + indices[1:])
+    with pytest.raises(ValueError, match=r"miss 1 decision\(s\).*'normal_b0_input_1'"):
+        space.to_indices({k: v for k, v in values.items() if k != "normal_b0_input_1"})
+
+
+def test_categorical_values_may_be_numpy_ints_and_are_stored_as_ints():
+    space = CategoricalSpace("s", [("x", (np.int64(3), 4))])
+    assert space.to_dict() == {"name": "s", "decisions": [["x", [3, 4]]]}
+    with pytest.raises(ValueError, match=r"Decision 'x' needs distinct int or str values. Received: values=\[True, 2\]"):
+        CategoricalSpace("s", [("x", (True, 2))])

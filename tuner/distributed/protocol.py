@@ -84,7 +84,7 @@ def metadata_value(context_or_pairs, key: str):
 
 def __getattr__(name):  # the errors need keras-tuner; importing the constants must not
     if name in ("ChiefUnavailableError", "ChiefRefusedError", "LeaseLostError"):
-        from tuner.distributed import errors
+        from tuner.distributed import chief_errors
 
-        return getattr(errors, name)
+        return getattr(chief_errors, name)
     raise AttributeError(name)

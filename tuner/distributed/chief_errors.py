@@ -1,4 +1,10 @@
-"""What a worker raises when it cannot go on (keras-tuner `FatalError`s: the trial loop must not swallow them)."""
+"""What a worker raises when its chief does not serve it.
+
+The chief is gone or refuses the worker: keras-tuner `FatalError`s, which its trial loop
+must not swallow (the worker stops). The chief took the worker's trial back: not fatal,
+the worker goes on with the next trial. (Not `nasnet_keras.errors`, which sorts any
+error into a user's fault or a bug for the command line.)
+"""
 
 from __future__ import annotations
 
