@@ -61,8 +61,13 @@ $(NBG_DIR)/cora.bench: | $(STAMP)
 
 nas-bench-graph: $(NBG_DIR)/cora.bench
 
+# Two pytest workers (pytest-xdist), one per core of the 2-core CI machine: most tests are
+# single-threaded Python (tracing, building models), so one process leaves a core idle.
+# tests/conftest.py keeps each file, and each directory whose session fixtures are costly,
+# on one worker. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 test: venv data tools nas-bench-graph
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests
 
 demo: venv data nas-bench-graph
 	$(PY) -m nasnet_keras.cli demo --directory demo_out

@@ -35,6 +35,7 @@ setup(
         "openvino": ["openvino>=2025.1"],
         "test": [
             "pytest",
+            "pytest-xdist",  # make test: two workers, one per core (tests/conftest.py groups them)
             "scikit-image",
             "tensorflow-serving-api~=2.20.0",
             "tensorflow-hub>=0.16",
