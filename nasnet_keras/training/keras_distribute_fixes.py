@@ -1,5 +1,5 @@
-"""Four fixes to Keras 3's TensorFlow trainer, optimizer and BatchNorm under `tf.distribute`, the only place this package
-reaches into `keras.src`. Checked against keras 3.15.1 (with TensorFlow 2.20);
+"""Four fixes to Keras 3's TensorFlow trainer, optimizer and BatchNorm under `tf.distribute`, the only place
+this package reaches into `keras.src`. Checked against keras 3.15.1 (with TensorFlow 2.20);
 `tests/training/test_keras_distribute_fixes.py` fails loudly when the internals they replace
 change.
 

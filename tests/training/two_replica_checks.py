@@ -45,7 +45,8 @@ def clip_run(strategy, fixed: bool):
         inputs = keras.Input((6,))
         hidden = keras.layers.Dense(16, kernel_regularizer=keras.regularizers.L2(1e-2))(inputs)
         hidden = keras.layers.Activation("relu")(keras.layers.BatchNormalization()(hidden))
-        outputs = [keras.layers.Dense(4, activation="softmax", name=name, kernel_regularizer=keras.regularizers.L2(1e-2))(hidden)
+        outputs = [keras.layers.Dense(4, activation="softmax", name=name,
+                                      kernel_regularizer=keras.regularizers.L2(1e-2))(hidden)
                    for name in ("predictions", "aux_predictions")]
         model = keras.Model(inputs, outputs)
         synchronize_batch_norm(model)
