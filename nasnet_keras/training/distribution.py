@@ -441,16 +441,20 @@ def synchronize_batch_norm(model) -> int:
     and the paper's setting). Synchronised statistics make R replicas compute exactly
     what one device does with the whole batch, at the cost of an all-reduce per layer.
     Keras reads `synchronized` when the layer is called, so setting it before the first
-    step is enough.
+    step is enough. The statistics are computed in two passes (mean, then centred
+    squares: `keras_distribute_fixes.two_pass_synchronized_moments`): Keras' one-pass
+    E[x^2] - E[x]^2 makes R replicas' gradients drift from one device's.
     """
     import keras
 
     from nasnet_keras.layer_tree import walk
+    from nasnet_keras.training.keras_distribute_fixes import two_pass_synchronized_moments
 
     count = 0
     for layer in walk(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = True
+            two_pass_synchronized_moments(layer)
             count += 1
     return count
 

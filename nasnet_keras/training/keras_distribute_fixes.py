@@ -1,5 +1,5 @@
-"""Three fixes to Keras 3's TensorFlow trainer and optimizer under `tf.distribute`, the only place this package
-reaches into `keras.src`. Checked against keras 3.15.1 (with TensorFlow 2.20);
+"""Four fixes to Keras 3's TensorFlow trainer, optimizer and BatchNorm under `tf.distribute`, the only place
+this package reaches into `keras.src`. Checked against keras 3.15.1 (with TensorFlow 2.20);
 `tests/training/test_keras_distribute_fixes.py` fails loudly when the internals they replace
 change.
 
@@ -23,7 +23,13 @@ And under every strategy with more than one replica (MirroredStrategy included):
 
 3. the optimizer clips gradients per replica, before the all-reduce, so the recipes'
    global-norm clipping depends on the number of replicas; `clip_after_all_reduce`
-   clips the all-reduced gradient instead, as a single device does.
+   clips the all-reduced gradient instead, as a single device does;
+4. synchronized BatchNormalization computes its variance in one pass, E[x^2] - E[x]^2
+   from all-reduced sums: its rounding depends on how the batch is split over the
+   replicas, and its gradient cancels badly enough that R replicas can compute a
+   gradient 1e-3 (relative) away from one device's on the same weights and batch
+   (measured: docs/distributed_training.md). `two_pass_synchronized_moments` all-reduces
+   the mean first and then the centred squares, as `tf.nn.moments` does on one device.
 """
 
 from __future__ import annotations
@@ -106,3 +112,39 @@ def clip_after_all_reduce(optimizer) -> bool:
     optimizer._backend_update_step = types.MethodType(_backend_update_step, optimizer)
     setattr(optimizer, FIXED_MARK, True)
     return True
+
+
+def two_pass_synchronized_moments(layer) -> None:
+    """Give a synchronized BatchNormalization layer two-pass global-batch moments (mean, then centred squares).
+
+    Keras 3.15's synchronized moments (`keras.src.backend.tensorflow.nn._compute_moments_sync`)
+    all-reduce sum(x) and sum(x^2) and take E[x^2] - E[x]^2. That cancellation is
+    ill-conditioned and its rounding follows the split of the batch over replicas, so
+    one device and R replicas stop computing the same gradient: on the tiny NASNet of
+    tests/training/test_multi_worker.py one step's global gradient norm came out
+    6.70862 on 2 replicas against 6.69925 on one device, same weights and batch (with
+    this two-pass form: 6.699253 against 6.699251). The mean's all-reduce comes first,
+    then the centred squares are all-reduced: one more collective round per layer and
+    step. The variance's gradient ignores the mean's (`stop_gradient`, as `tf.nn.moments`
+    does): sum((x - m)^2) has zero derivative in m at the mean, so nothing is lost.
+    Masked inputs and layers that are not synchronized keep Keras' own moments.
+    """
+    import tensorflow as tf
+
+    original = layer._moments
+
+    def _moments(self, inputs, mask):
+        context = tf.distribute.get_replica_context()
+        if mask is not None or not self.synchronized or context is None:
+            return original(inputs, mask)
+        axes = self._reduction_axes
+        total, count = context.all_reduce(
+            tf.distribute.ReduceOp.SUM,
+            [tf.reduce_sum(inputs, axis=axes), tf.reduce_sum(tf.ones_like(inputs), axis=axes)],
+        )
+        mean = tf.math.divide_no_nan(total, count)
+        centred = tf.math.squared_difference(inputs, tf.stop_gradient(mean))
+        squares = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(centred, axis=axes))
+        return mean, tf.math.divide_no_nan(squares, count)
+
+    layer._moments = types.MethodType(_moments, layer)

@@ -1,5 +1,6 @@
 """The Keras internals `keras_distribute_fixes` replaces still exist as checked (keras 3.15.1),
-and the fixes do what they say under a real (one-replica) MirroredStrategy."""
+and the fixes do what they say under a real (one-replica) MirroredStrategy; the
+two-replica comparisons with one device are in test_two_replicas.py."""
 
 import inspect
 
@@ -23,7 +24,8 @@ def test_the_replaced_keras_internals_are_still_there():
                         (tf_optimizer.TFOptimizer, "_backend_update_step"),
                         (tf_optimizer.TFOptimizer, "_all_reduce_sum_gradients"),
                         (tf_optimizer.TFOptimizer, "_distributed_tf_update_step"),
-                        (keras.optimizers.Optimizer, "_clip_gradients")):
+                        (keras.optimizers.Optimizer, "_clip_gradients"),
+                        (keras.layers.BatchNormalization, "_moments")):
         assert hasattr(owner, name), f"{message}: {owner.__name__}.{name} is gone"
     # The two behaviours being fixed, as they read in keras 3.15.1:
     assert 'strategy.reduce("MEAN", v, axis=0)' in inspect.getsource(tf_trainer.reduce_per_replica), message
@@ -31,6 +33,12 @@ def test_the_replaced_keras_internals_are_still_there():
     source = inspect.getsource(keras.optimizers.Optimizer.apply) + inspect.getsource(
         keras.src.optimizers.base_optimizer.BaseOptimizer._backend_apply_gradients)
     assert "self._clip_gradients(grads)" in source, message
+    from keras.src.backend.tensorflow import nn as tf_nn
+
+    assert "y_squared_mean - tf.square(mean)" in inspect.getsource(tf_nn._compute_moments_sync), message
+    layer = keras.layers.BatchNormalization()
+    layer.build((None, 3, 3, 2))
+    assert list(layer._reduction_axes) == [0, 1, 2], message  # what the two-pass moments reduce over
 
 
 def test_fixed_models_train_under_a_strategy_and_clip_the_reduced_gradient():
@@ -50,7 +58,8 @@ def test_fixed_models_train_under_a_strategy_and_clip_the_reduced_gradient():
         data = tf.data.Dataset.from_tensor_slices((x, targets)).batch(8)
         model.fit(data, epochs=1, verbose=0, shuffle=False)
         trained.append(model.get_weights())
-    # One replica: clipping before or after the (trivial) all-reduce is the same computation.
+    # One replica: clipping before or after the (trivial) all-reduce is the same computation
+    # (two replicas against one device: test_two_replicas.py).
     for ours, theirs in zip(*trained):
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
     assert not fixes.clip_after_all_reduce(keras.optimizers.SGD(0.1))  # nothing to clip: left alone
