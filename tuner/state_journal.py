@@ -233,13 +233,22 @@ class StateJournalMixin:
     def _check_consecutive_failures(self):
         # keras-tuner scans the whole end order on every end_trial; only the newest run of
         # failures can newly reach the limit (an older one would have raised when it did).
+        # The scan walks back from the newest end and stops at the first trial that did not
+        # fail, so it costs the length of the current run of failures, not of the history
+        # (a limit as large as the search, as the benchmarks set, made it O(trials)).
         limit = self.max_consecutive_failed_trials
         if not limit:
             return
-        tail = [self.trials[trial_id] for trial_id in itertools.islice(reversed(self.end_order), limit)]
-        if len(tail) == limit and all(t.status == "FAILED" for t in tail):
-            raise RuntimeError(f"Number of consecutive failures exceeded the limit of {limit}.\n"
-                               + (tail[0].message or ""))
+        newest = None
+        for count, trial_id in enumerate(reversed(self.end_order), start=1):
+            trial = self.trials[trial_id]
+            if trial.status != "FAILED":
+                return
+            if newest is None:
+                newest = trial
+            if count >= limit:
+                raise RuntimeError(f"Number of consecutive failures exceeded the limit of {limit}.\n"
+                                   + (newest.message or ""))
 
     # --- the journal -----------------------------------------------------------------------
     def _write_snapshot(self, project_dir: str, state: dict) -> None:

@@ -169,6 +169,32 @@ def test_consecutive_failures_stop_the_search_as_keras_tuner_does(tmp_path):
         oracle.end_trial(trial)
 
 
+class _CountingTrials(dict):
+    reads = 0
+
+    def __getitem__(self, key):
+        type(self).reads += 1
+        return super().__getitem__(key)
+
+
+def test_the_failure_check_reads_the_current_run_not_the_history(tmp_path):
+    # A limit as large as the search (the benchmarks' 10**6) must not make every end O(trials).
+    oracle = make_oracle("random", SearchSpace(num_blocks=1), max_trials=60, seed=0,
+                         max_consecutive_failed_trials=10**6)
+    oracle.verbose = 0
+    internals.set_project_dir(oracle, str(tmp_path), "project")
+    for status in ["COMPLETED"] * 40 + ["FAILED"] * 3:
+        trial = oracle.create_trial("w0")
+        if status == "COMPLETED":
+            oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+        trial.status = status
+        oracle.end_trial(trial)
+    oracle.trials = _CountingTrials(oracle.trials)
+    _CountingTrials.reads = 0
+    oracle._check_consecutive_failures()
+    assert _CountingTrials.reads == 4  # the three failures and the completed trial before them
+
+
 def test_trial_files_are_written_whole_with_keras_tuners_nan(tmp_path):
     oracle = _oracle("random", tmp_path)
     trial = oracle.create_trial("w0")
