@@ -6,12 +6,30 @@ only the backbone differs. All start from random initialisation (no pretrained
 checkpoint is available offline), so the AP after a short CPU run is small: the table
 compares the backbones' early learning and speed, not final accuracy.
 
-    python benchmarks/detection.py --steps 10 --loop 5 --val-tiles 4 --picture-rows 1   # what ran (below)
+    python benchmarks/detection.py --steps 60 --loop 10 --val-tiles 8 --pictures 4   # what ran (below)
     python benchmarks/detection.py --steps 600 --input-size 256 --tile 256
 
-Measured 2026-12-01 on the project's 2-core CPU shared with five other engineers (load
-average 10-20): a NASNet row took 816 s and the ResNet-50 row 378 s at 10 steps, almost all
-of it export, tracing and evaluation; the training-BN row did not fit in the session.
+Measured 2026-12-01 on the project's 2-core CPU shared with other jobs (load average 4-8
+throughout, so images/s are low and only comparable within the run), 60 steps of batch 2 at
+input 128, 8 validation tiles (115 boxes):
+
+| backbone | COCO AP | AP50 | train images/s (median, min-max over loops) | backbone params | wall s |
+|---|---|---|---|---|---|
+| NASNet-A Mobile, frozen BN | 0.0000 | 0.0000 | 0.45 (0.33-0.47) | 4,269,716 | 409 |
+| Model Garden ResNet-50 | 0.0000 | 0.0000 | 0.13 (0.10-0.20) | 23,561,152 | 959 |
+| NASNet-A Mobile, training BN | 0.0000 | 0.0000 | 0.18 (0.16-0.20) | 4,269,716 | 801 |
+
+120 images from random initialisation is far too little to detect anything: every row has
+AP 0. The picture shows why frozen BatchNorm is a setting for *pretrained* backbones (the
+TF1 Object Detection API's default assumes an ImageNet checkpoint): frozen at their initial
+statistics (mean 0, variance 1) the layers do not normalise at all, and that detector gives
+confident (0.85-0.89) full-height strips; the ResNet and training-BN detectors score no box
+above 0.05. Training BN ran at 0.18 vs frozen BN's 0.45 images/s, but the load rose between
+those rows (about 1-4 during the first, 5-7 during the third), so part of that gap is load.
+No pretrained weights are reachable offline, so the AP comparison a user wants (fine-tuning
+from ImageNet) needs, on a machine that has them, NASNet's Keras weights file
+(`--set task.model.backbone.nasnet.weights=PATH`) and a ResNet checkpoint
+(`--set task.init_checkpoint=PATH`).
 
 Data: 256x256 tiles of the three training photos and, for validation, every tile of the
 fourth photo (split by photo; see savedmodels/detection/treecrowns.py), resized to
