@@ -13,7 +13,8 @@ and loaded into ours, so every row runs the same network. Rows:
 * `onnx`, `litert`, `openvino` exports, fp32 and quantized (int8 calibrated on
   `--calibration` images of Fashion-MNIST's training split, resized to 224), each run by its
   own runtime (`savedmodels.runtimes`, all cores); OpenVINO at f32 and at its CPU default
-  (OpenVINO int8 is ONNX Runtime's QDQ int8 model converted by OpenVINO's `convert_model`).
+  (OpenVINO int8 is ONNX Runtime's QDQ int8 model, the preprocessing's Sub quantized too,
+  converted by OpenVINO's `convert_model`).
 
 Batch 1: median and p90 latency over `--repeats` calls; batch 32: images/s from the median
 of `--batch-repeats` calls. All paths' calls are interleaved round-robin after warm-up, so
@@ -46,7 +47,7 @@ EXPORTS = (  # (format, quantize, label)
     ("litert", "float16", "litert float16 (LiteRT)"),
     ("litert", "int8", "litert int8 (LiteRT)"),
     ("openvino", "none", "openvino fp32 (OpenVINO f32)"),
-    ("openvino", "int8", "openvino int8 (OpenVINO f32)"),  # ONNX Runtime's QDQ model, converted by OpenVINO
+    ("openvino", "int8", "openvino int8 (OpenVINO f32)"),  # ONNX Runtime's QDQ model (+ Sub), converted by OpenVINO
 )
 
 

@@ -40,7 +40,9 @@ _ORT_INT8 = ("onnxruntime.quantization.quantize_static: QDQ, per-channel int8 we
              "MinMax calibration")
 QUANTIZERS = {
     ("onnx", "int8"): _ORT_INT8,
-    ("openvino", "int8"): _ORT_INT8 + "; then openvino.convert_model (QDQ pairs -> FakeQuantize, run as int8)",
+    ("openvino", "int8"): _ORT_INT8 + ", QDQ pairs on its default operator types plus Sub (the preprocessing's "
+                          "x / 127.5 - 1 quantized too); then openvino.convert_model (QDQ pairs -> FakeQuantize, "
+                          "run as int8)",
     ("litert", "int8"): "TFLite converter, Optimize.DEFAULT with a representative dataset: int8 weights "
                         "(per-channel) and activations, float32 input and output; the classifier head "
                         "(FULLY_CONNECTED, SOFTMAX) kept float (QuantizationDebugger denylisted_ops)",
@@ -219,12 +221,10 @@ def _convert(network, fmt, quantize, images, directory) -> None:
             network.export(path, format="litert", input_signature=signature, verbose=False, **options)
     elif fmt.name == "openvino":
         if quantize == "int8":
-            fp32, int8 = os.path.join(directory, ".fp32.onnx"), os.path.join(directory, ".int8.onnx")
+            fp32 = os.path.join(directory, ".fp32.onnx")
             network.export(fp32, format="onnx", input_signature=signature, verbose=False)
-            quantize_lib.onnx_int8(fp32, int8, images, INPUT_NAME)
-            quantize_lib.openvino_from_onnx(int8, path)
+            quantize_lib.openvino_int8(fp32, path, images, INPUT_NAME)
             os.remove(fp32)
-            os.remove(int8)
         else:
             network.export(path, format="openvino", input_signature=signature, verbose=False)
     else:  # pragma: no cover - formats.FORMATS and this function list the same formats

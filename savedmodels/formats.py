@@ -14,10 +14,11 @@ quantizations it accepts are written once:
 The file names are the ones the servers look for in a version directory: Triton's
 default `model.onnx`, OpenVINO Model Server's `.xml`/`.bin` pair.
 
-OpenVINO int8 is ONNX Runtime's QDQ int8 model (the onnx format's int8 file) converted by
-OpenVINO's `convert_model`: OpenVINO runs QDQ graphs with its own int8 kernels (VNNI), and
-measured faster than NNCF's quantization of the Keras-made IR (see `savedmodels.quantize`), so
-that export needs the `onnx` extra's packages too (`Format.quantize_modules`).
+OpenVINO int8 is ONNX Runtime's QDQ int8 model (the onnx format's int8 quantization, with the
+preprocessing's Sub quantized too) converted by OpenVINO's `convert_model`: OpenVINO runs QDQ
+graphs with its own int8 kernels (VNNI), and measured faster and closer to fp32 than NNCF's
+quantization (see `savedmodels.quantize`), so that export needs the `onnx` extra's packages
+too (`Format.quantize_modules`).
 """
 
 from __future__ import annotations

@@ -18,6 +18,11 @@ from savedmodels import calibration, deploy, runtimes
 
 SIZE = (28, 28)
 MIN_AGREEMENT = 0.97
+# OpenVINO int8 quantizes the preprocessing's Sub too (savedmodels.quantize; 98.86% on the full-scale
+# benchmark, the previous file 97.23%). At this scale it gave 98.9% (f32) / 99.2% (bf16 default),
+# measured 2026-12-01; 1,000 images of a weaker model do not separate it from the previous file
+# (99.2% / 98.8%), which the full-scale benchmark does.
+OPENVINO_MIN_AGREEMENT = 0.98
 TEST_IMAGES = 1000
 
 
@@ -92,14 +97,21 @@ def test_openvino_int8_through_the_cli_agrees_with_fp32(trained, test_split, tmp
     assert card["install"] == "pip install nasnet_keras[onnx,openvino]"
     assert {"onnxruntime", "openvino"} <= set(card["versions"])
     assert card["calibration"] == {"dataset": "fashion_mnist", "split": "train[:64]", "images": 64}
-    ops = {op.get_type_name() for op in ov.Core().read_model(out + "/1/model.xml").get_ops()}
+    assert "Sub" in card["quantizer"]
+    core = ov.Core()
+    ops = {op.get_type_name() for op in core.read_model(out + "/1/model.xml").get_ops()}
     assert "FakeQuantize" in ops  # the QDQ pairs, which OpenVINO runs as int8
+    compiled = core.compile_model(out + "/1/model.xml", "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    executed = compiled.get_runtime_model().get_ops()  # what the CPU plugin really runs, and in what precision
+    convolutions = {op.get_rt_info()["runtimePrecision"].astype(str) for op in executed
+                    if op.get_rt_info()["layerType"].astype(str) == "Convolution"}
+    assert convolutions == {"u8"}, convolutions  # every (depthwise) convolution in int8 kernels
     agreement, diff = _agreement(runner, test_split)
-    assert agreement >= MIN_AGREEMENT, f"int8 OpenVINO agrees with fp32 on {agreement:.1%} of test images"
+    assert agreement >= OPENVINO_MIN_AGREEMENT, f"int8 OpenVINO agrees with fp32 on {agreement:.1%} of test images"
     assert diff > 1e-6
     # the default-precision (bf16 on AVX512-BF16) compile of the same file keeps the answers too
     agreement, _ = _agreement(runtimes.load(out + "/1", precision="default"), test_split)
-    assert agreement >= MIN_AGREEMENT
+    assert agreement >= OPENVINO_MIN_AGREEMENT, f"at OpenVINO's default precision: {agreement:.1%}"
 
     images, _, _ = test_split
     folder = tmp_path / "images"
