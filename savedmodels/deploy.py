@@ -199,6 +199,22 @@ def input_signature(facts):
     return [tf.TensorSpec((None, height, width, facts.channels), tf.float32, name=INPUT_NAME)]
 
 
+def _from_fp32_onnx(network, signature, directory, convert) -> None:
+    """Export `network` as a temporary fp32 ONNX file in `directory` and pass its path to `convert`.
+
+    Both int8 paths quantize tf2onnx's fp32 graph (ONNX Runtime's QDQ tools; OpenVINO then
+    converts that QDQ file). The temporary file lives in the export's partial directory and
+    is removed once `convert` has written the real file (or failed).
+    """
+    fp32 = os.path.join(directory, ".fp32.onnx")
+    network.export(fp32, format="onnx", input_signature=signature, verbose=False)
+    try:
+        convert(fp32)
+    finally:
+        if os.path.exists(fp32):
+            os.remove(fp32)
+
+
 def _convert(network, fmt, quantize, images, directory) -> None:
     """Write `network` in `fmt` into `directory` with the runtimes' converters."""
     from savedmodels import quantize as quantize_lib
@@ -207,10 +223,8 @@ def _convert(network, fmt, quantize, images, directory) -> None:
     signature = [_spec(network)]
     if fmt.name == "onnx":
         if quantize == "int8":
-            fp32 = os.path.join(directory, ".fp32.onnx")
-            network.export(fp32, format="onnx", input_signature=signature, verbose=False)
-            quantize_lib.onnx_int8(fp32, path, images, INPUT_NAME)
-            os.remove(fp32)
+            _from_fp32_onnx(network, signature, directory,
+                            lambda fp32: quantize_lib.onnx_int8(fp32, path, images, INPUT_NAME))
         else:
             network.export(path, format="onnx", input_signature=signature, verbose=False)
     elif fmt.name == "litert":
@@ -221,10 +235,8 @@ def _convert(network, fmt, quantize, images, directory) -> None:
             network.export(path, format="litert", input_signature=signature, verbose=False, **options)
     elif fmt.name == "openvino":
         if quantize == "int8":
-            fp32 = os.path.join(directory, ".fp32.onnx")
-            network.export(fp32, format="onnx", input_signature=signature, verbose=False)
-            quantize_lib.openvino_int8(fp32, path, images, INPUT_NAME)
-            os.remove(fp32)
+            _from_fp32_onnx(network, signature, directory,
+                            lambda fp32: quantize_lib.openvino_int8(fp32, path, images, INPUT_NAME))
         else:
             network.export(path, format="openvino", input_signature=signature, verbose=False)
     else:  # pragma: no cover - formats.FORMATS and this function list the same formats
