@@ -138,10 +138,10 @@ def two_pass_synchronized_moments(layer) -> None:
         if mask is not None or not self.synchronized or context is None:
             return original(inputs, mask)
         axes = self._reduction_axes
-        total, count = context.all_reduce(
-            tf.distribute.ReduceOp.SUM,
-            [tf.reduce_sum(inputs, axis=axes), tf.reduce_sum(tf.ones_like(inputs), axis=axes)],
-        )
+        # This replica's element count per channel is a scalar read off the shape (replicas may
+        # hold different batch sizes, so it is all-reduced with the sums).
+        local_count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(inputs), axes)), inputs.dtype)
+        total, count = context.all_reduce(tf.distribute.ReduceOp.SUM, [tf.reduce_sum(inputs, axis=axes), local_count])
         mean = tf.math.divide_no_nan(total, count)
         centred = tf.math.squared_difference(inputs, tf.stop_gradient(mean))
         squares = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(centred, axis=axes))
