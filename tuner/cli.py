@@ -138,11 +138,12 @@ def run_search(args) -> int:
     check_int("--final-epochs", args.final_epochs, minimum=1, allow_none=True)
     extra = _load_genotypes(args.genotype)
 
-    from tuner.distributed import launcher, options as distributed_options, protocol, role
+    from tuner.distributed import launcher, options as distributed_options, protocol, role, use_chief_threads
 
     if args.workers is not None:
         return launcher.launch(args)
     distributed_options.ensure_tuner_id()
+    use_chief_threads()  # before the oracle's controller runs TensorFlow's first op
     distributed = distributed_options.config_from_args(args)
     if role() == "worker" and args.overwrite:
         raise ValueError("--overwrite on a worker would delete the chief's search directory; give it to the chief")

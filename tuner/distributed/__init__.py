@@ -36,6 +36,39 @@ def role() -> str:
     return "chief" if kti.is_chief_oracle() else "worker"
 
 
+# TensorFlow threads of the chief's process (intra-op and inter-op pools). The chief's ops
+# are the controller's: a 100-unit LSTM on batches of at most 20. Handing ops that small
+# to pools of one thread per core costs more CPU than the parallelism saves: one PPO
+# update took 252 ms of process CPU with TensorFlow's default pools and 156 ms with pools
+# of one, in the same wall time (benchmarks/controller.py --threads, 2-core machine).
+CHIEF_TF_THREADS = 1
+
+
+def use_chief_threads() -> bool:
+    """In the chief's process, give TensorFlow's thread pools `CHIEF_TF_THREADS` threads.
+
+    Call it before the process runs its first TensorFlow op (before the oracle and its
+    controller exist); TensorFlow fixes its pools then. Returns True when this process is
+    the chief and the setting was applied; workers and single-process searches keep
+    TensorFlow's defaults, which their children's training needs.
+    """
+    if role() != "chief":
+        return False
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    if (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()) == (
+            CHIEF_TF_THREADS, CHIEF_TF_THREADS):
+        return True
+    try:
+        threading.set_intra_op_parallelism_threads(CHIEF_TF_THREADS)
+        threading.set_inter_op_parallelism_threads(CHIEF_TF_THREADS)
+    except RuntimeError as error:
+        raise RuntimeError("use_chief_threads() must run before the chief's first TensorFlow op "
+                           f"(TensorFlow said: {error})") from None
+    return True
+
+
 def chief_address() -> tuple[str, int]:
     host = os.environ["KERASTUNER_ORACLE_IP"]
     port = os.environ["KERASTUNER_ORACLE_PORT"]

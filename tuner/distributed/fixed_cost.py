@@ -25,7 +25,7 @@ import time
 import keras_tuner
 
 from nasnet_keras.fileio import write_json
-from tuner.distributed import DistributedConfig, auth, protocol, role
+from tuner.distributed import DistributedConfig, auth, protocol, role, use_chief_threads
 from tuner.distributed.options import ensure_tuner_id
 
 OBJECTIVE = "val_accuracy"
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     ensure_tuner_id()
+    use_chief_threads()
     from tuner.oracles import make_oracle
     from tuner.space import SearchSpace
 
