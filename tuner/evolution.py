@@ -48,7 +48,7 @@ DEFAULT_SAMPLE_SIZE = 5
 DEFAULT_MAX_TRIALS = 20000  # as tuner.oracles (which imports this module)
 
 
-class EvolutionOracle(StateJournalMixin, RewardCacheMixin, keras_tuner.Oracle):
+class EvolutionOracle(StateJournalMixin, RewardCacheMixin, internals.FastCopySpaceMixin, keras_tuner.Oracle):
     """Regularized evolution over a `SearchSpace` or `CategoricalSpace`.
 
     Args:

@@ -30,6 +30,7 @@ Checked against keras-tuner 1.4.8 (setup.py pins `keras-tuner==1.4.*`).
     Oracle._check_consecutive_failures (overridden by tuner.state_journal: checks the tail only)
     keras_tuner.src.config.DEBUG (print each failed trial's traceback to stderr; default True:
                                `failed_trial_tracebacks`)
+    HyperParameters._hps, _space (the space's registry: filled by `FastCopySpaceMixin`'s copy)
 
 The two overrides in tuner.state_journal (`_save_trial`, `_check_consecutive_failures`) are
 hooks keras-tuner calls; the test checks that keras-tuner still has and calls them.
@@ -65,6 +66,49 @@ ORACLE_PRIVATE_ATTRIBUTES = ("_retry_queue", "_run_times", "ongoing_trials", "tu
                              # overridden by tuner.state_journal.StateJournalMixin
                              "_save_trial", "_get_trial_dir", "_check_consecutive_failures",
                              "max_consecutive_failed_trials", "start_order")
+
+
+class _FastCopyHyperParameters(keras_tuner.HyperParameters):
+    """keras-tuner's `HyperParameters` whose `copy()` rebuilds each hyperparameter directly.
+
+    keras-tuner's own copy goes through Keras' generic deserializer, which inspects each
+    class's signature per hyperparameter; `Oracle.create_trial` copies the whole space for
+    every trial. For the 50 Choices of the B=5 search space that was 0.85 ms of the chief's
+    CPU per trial; building each one with its own `from_config` takes 0.16 ms and gives the
+    same space (same classes, names, values, conditions).
+    """
+
+    def copy(self):
+        new = _FastCopyHyperParameters()
+        for hp in self.space:
+            clone = type(hp).from_config(hp.get_config())
+            new._hps[clone.name].append(clone)
+            new._space.append(clone)
+        new.values = dict(self.values)
+        return new
+
+
+def fast_copying(hyperparameters) -> keras_tuner.HyperParameters:
+    """The same space and values as `hyperparameters`, with the fast `copy()` above."""
+    if isinstance(hyperparameters, _FastCopyHyperParameters):
+        return hyperparameters
+    return _FastCopyHyperParameters.copy(hyperparameters)
+
+
+class FastCopySpaceMixin:
+    """Put in an Oracle subclass's bases: its space copies fast in every `create_trial`.
+
+    keras-tuner builds the space in `__init__` and rebuilds it as a plain `HyperParameters`
+    in `set_state` (a resume), so both are wrapped.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hyperparameters = fast_copying(self.hyperparameters)
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.hyperparameters = fast_copying(self.hyperparameters)
 
 
 def has_chief_oracle() -> bool:

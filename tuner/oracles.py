@@ -78,7 +78,7 @@ SPACE_KEY = "search_space"
 DEFAULT_MAX_TRIALS = 20000
 
 
-class PPOOracle(StateJournalMixin, RewardCacheMixin, keras_tuner.Oracle):
+class PPOOracle(StateJournalMixin, RewardCacheMixin, internals.FastCopySpaceMixin, keras_tuner.Oracle):
     """The paper's search strategy: an LSTM controller trained with PPO (App. A.2-A.3).
 
     Args:
@@ -276,7 +276,7 @@ class PPOOracle(StateJournalMixin, RewardCacheMixin, keras_tuner.Oracle):
         return changed
 
 
-class RandomOracle(StateJournalMixin, RewardCacheMixin, RandomSearchOracle):
+class RandomOracle(StateJournalMixin, RewardCacheMixin, internals.FastCopySpaceMixin, RandomSearchOracle):
     """The paper's baseline: every decision drawn uniformly (Sec. 4.4, Fig. 6).
 
     keras-tuner's `RandomSearchOracle` over `search_space.hyperparameters()`: each

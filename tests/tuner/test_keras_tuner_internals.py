@@ -126,3 +126,39 @@ def test_failed_trial_tracebacks_still_follow_the_config_flag():
     with internals.failed_trial_tracebacks(False):
         assert config.DEBUG is False
     assert config.DEBUG == before
+
+
+def _space_config(hyperparameters):
+    return [(type(hp).__name__, hp.get_config()) for hp in hyperparameters.space], dict(hyperparameters.values)
+
+
+@pytest.mark.parametrize("strategy", ["ppo", "evolution", "random"])
+def test_the_fast_space_copy_is_keras_tuners_copy_also_after_a_resume(tmp_path, strategy):
+    """Every oracle's space copies with `_FastCopyHyperParameters.copy` (what create_trial
+    calls), which gives what keras-tuner's own copy gives; a reload keeps it."""
+    from tuner.oracles import make_oracle
+
+    space = SearchSpace(num_blocks=2)
+    oracle = make_oracle(strategy, space, seed=0, max_trials=3)
+    internals.set_project_dir(oracle, str(tmp_path), "project")
+    oracle.hyperparameters.values = {"normal_b0_op_1": "identity"}
+    fast, reference = oracle.hyperparameters.copy(), keras_tuner.HyperParameters.copy(oracle.hyperparameters)
+    assert type(fast) is internals._FastCopyHyperParameters
+    assert _space_config(fast) == _space_config(reference)
+    assert all(a is not b for a, b in zip(fast.space, oracle.hyperparameters.space))  # a copy, not a view
+    fast.values["normal_b0_op_1"] = "avg_pool_3x3"
+    assert oracle.hyperparameters.values["normal_b0_op_1"] == "identity"
+    oracle.hyperparameters.values = {}
+    trial = oracle.create_trial("tuner0")
+    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+    trial.status = keras_tuner.engine.trial.TrialStatus.COMPLETED
+    oracle.end_trial(trial)
+    oracle.save()
+
+    resumed = make_oracle(strategy, space, seed=0, max_trials=3)
+    internals.set_project_dir(resumed, str(tmp_path), "project")
+    resumed.reload()
+    assert type(resumed.hyperparameters) is internals._FastCopyHyperParameters
+    assert _space_config(resumed.hyperparameters) == _space_config(oracle.hyperparameters)
+    trial = resumed.create_trial("tuner0")
+    assert sorted(trial.hyperparameters.values) == sorted(space.names)
