@@ -268,6 +268,8 @@ def main(argv=None) -> int:
               f"{1000 * statistics.fmean(cpu):.1f} ms")
         print(f"ratio last/early (median): {late[0] / early[0]:.2f}; client round trip (create+update+end) median "
               f"{r['client_ms']:.1f} ms", flush=True)
+        print(f"chief process CPU per trial, all threads (gRPC, heartbeats, servicer, PPO updates), first create to "
+              f"last end: {r['chief_cpu_ms']:.1f} ms; load average {os.getloadavg()[0]:.1f}", flush=True)
         print(f"oracle state after {n} trials: {r['state_bytes'] / 1e6:.2f} MB as one JSON (what keras-tuner alone "
               f"rewrites on every call); on disk: oracle.json {r['snapshot_bytes'] / 1e6:.2f} MB + journal "
               f"{r['journal_bytes'] / 1e6:.2f} MB", flush=True)

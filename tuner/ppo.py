@@ -140,8 +140,9 @@ class PPO:
             900-999 over 3 seeds was 0.27 / 0.68 / 0.82 / 0.90 for 1 / 3 / 5 / 10 epochs.
             With one epoch PPO is plain REINFORCE with a baseline, which at lr 0.00035 has
             barely moved after 50 updates. The clipped ratio bounds how far the epochs move
-            the policy; a noisy real reward may still warrant fewer. Each epoch costs ~25 ms
-            on this project's 2-core CPU (benchmarks/controller.py).
+            the policy; a noisy real reward may still warrant fewer. One update (10 epochs)
+            took 170 ms (169 ms of CPU) on this project's 2-core CPU with one-thread pools, as
+            a distributed search's chief runs it (benchmarks/controller.py --threads 1).
 
     Reward baseline: an exponential moving average of previous rewards (weight
     `baseline_decay`); each reward's advantage is taken against the baseline *before* that
