@@ -39,7 +39,7 @@ def test_the_chief_uses_one_thread_pools_through_its_oracle():
     assert out == "1 1 1"
 
 
-def test_a_worker_keeps_the_defaults_and_a_late_call_says_why():
+def test_a_worker_keeps_the_defaults_and_a_chief_started_late_keeps_running():
     out = _run("""
         import os
         import tensorflow as tf
@@ -47,9 +47,8 @@ def test_a_worker_keeps_the_defaults_and_a_late_call_says_why():
         assert not use_chief_threads()  # a worker: its children's training needs the default pools
         tf.constant(1.0) + 1.0  # TensorFlow's runtime starts with its default pools
         os.environ["KERASTUNER_TUNER_ID"] = "chief"
-        try:
-            use_chief_threads()
-        except RuntimeError as error:
-            print(tf.config.threading.get_intra_op_parallelism_threads(), error)
+        late = use_chief_threads()  # e.g. a chief served from a notebook: no error, the pools stay
+        print(late, tf.config.threading.get_intra_op_parallelism_threads(),
+              tf.config.threading.get_inter_op_parallelism_threads())
     """, tuner_id="worker-0")
-    assert out.startswith("0 use_chief_threads() must run before the chief's first TensorFlow op"), out
+    assert out == "False 0 0", out

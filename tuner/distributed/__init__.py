@@ -49,24 +49,23 @@ def use_chief_threads() -> bool:
 
     Call it before the process runs its first TensorFlow op (before the oracle and its
     controller exist); TensorFlow fixes its pools then. Returns True when this process is
-    the chief and the setting was applied; workers and single-process searches keep
-    TensorFlow's defaults, which their children's training needs.
+    the chief and its pools have that size. Workers and single-process searches keep
+    TensorFlow's defaults, which their children's training needs; so does a chief whose
+    process had already started TensorFlow (one served from a notebook or a test), which
+    is correct, only slower.
     """
     if role() != "chief":
         return False
     import tensorflow as tf
 
     threading = tf.config.threading
-    if (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()) == (
-            CHIEF_TF_THREADS, CHIEF_TF_THREADS):
-        return True
     try:
         threading.set_intra_op_parallelism_threads(CHIEF_TF_THREADS)
         threading.set_inter_op_parallelism_threads(CHIEF_TF_THREADS)
-    except RuntimeError as error:
-        raise RuntimeError("use_chief_threads() must run before the chief's first TensorFlow op "
-                           f"(TensorFlow said: {error})") from None
-    return True
+    except RuntimeError:  # TensorFlow has started: its pools are fixed
+        pass
+    return (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()) == (
+        CHIEF_TF_THREADS, CHIEF_TF_THREADS)
 
 
 def chief_address() -> tuple[str, int]:
