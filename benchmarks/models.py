@@ -134,6 +134,20 @@ def _load() -> str:
         return "load average unknown"
 
 
+def print_table(rows, repeats: int, load_before: str) -> None:
+    print(f"\nfloat32, {os.cpu_count()} CPU cores, median [min-max] of {repeats} interleaved repeats "
+          f"(TF {tf.__version__}, Keras {keras.__version__}); {load_before} before, {_load()} after")
+    header = (f"| {'model':6s} | {'implementation':22s} | batch | {'infer img/s':>22s} | ratio | CPU ratio "
+              f"| {'train img/s':>22s} | ratio | CPU ratio |")
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    for name, key, batch, infer, r_infer, c_infer, train, r_train, c_train in rows:
+        cell = lambda m: f"{m[0]:7.2f} [{m[1]:6.2f}-{m[2]:6.2f}]"  # noqa: E731
+        print(f"| {name:6s} | {key:22s} | {batch:5d} | {cell(infer):>22s} | {r_infer:5.2f} | {c_infer:9.2f} "
+              f"| {cell(train):>22s} | {r_train:5.2f} | {c_train:9.2f} |")
+    print("ratio: Keras' median wall time / this side's; CPU ratio: the same with process CPU time", flush=True)
+
+
 def main(argv=None) -> list[tuple]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["mobile", "large"], choices=sorted(MODELS))
@@ -147,17 +161,7 @@ def main(argv=None) -> list[tuple]:
     for name in args.models:
         rows += benchmark(name, args.large_batch if name == "large" else args.batch, args.repeats, args.xla)
         keras.backend.clear_session()
-    print(f"\nfloat32, {os.cpu_count()} CPU cores, median [min-max] of {args.repeats} interleaved repeats "
-          f"(TF {tf.__version__}, Keras {keras.__version__}); {load_before} before, {_load()} after")
-    header = (f"| {'model':6s} | {'implementation':22s} | batch | {'infer img/s':>22s} | ratio | CPU ratio "
-              f"| {'train img/s':>22s} | ratio | CPU ratio |")
-    print(header)
-    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for name, key, batch, infer, r_infer, c_infer, train, r_train, c_train in rows:
-        cell = lambda m: f"{m[0]:7.2f} [{m[1]:6.2f}-{m[2]:6.2f}]"  # noqa: E731
-        print(f"| {name:6s} | {key:22s} | {batch:5d} | {cell(infer):>22s} | {r_infer:5.2f} | {c_infer:9.2f} "
-              f"| {cell(train):>22s} | {r_train:5.2f} | {c_train:9.2f} |")
-    print("ratio: Keras' median wall time / this side's; CPU ratio: the same with process CPU time")
+        print_table(rows, args.repeats, load_before)  # after each model: a later one may run out of memory
     return rows
 
 
