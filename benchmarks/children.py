@@ -12,21 +12,26 @@ batch 32) and the demo's child (N = 1, F = 8, 28x28x1 Fashion-MNIST-sized inputs
 * eval trace: the same for `evaluate`'s first batch (the reward's inference graph);
 * steady step: the median time between later training batches, and images/s.
 
-"before" builds the child with Keras' own BatchNormalization (`keras_batch_norm()`, the
-path before the fused layer); "after" is the shipped code. The sides alternate repeat by
-repeat, each repeat in a fresh Keras session, so that machine noise hits both alike; the
+"before" is the old path: Keras' own BatchNormalization (`keras_batch_norm()`) and
+Grappler on (`ChildConfig(grappler=True)`); "after" is the shipped code (fused BatchNorm,
+Grappler off for children: `tuner.children.child_graph_options`). The sides alternate repeat by
+repeat, each child in a fresh process, so that machine noise hits both alike; the
 table reports medians with [min-max] over repeats, in wall time and (for trace and step)
 in process CPU time, which other processes on the same cores disturb less. Targets: steady step >= 1.25x
 faster, trace overhead halved.
 
-    python benchmarks/children.py [--children paper demo] [--repeats 3] [--steps 8]
+    python benchmarks/children.py [--children paper demo] [--repeats 3] [--steps 8] [--same-process]
+
+Each child is measured in a fresh Python process (see `_measure_in_subprocess`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
+import subprocess
 import statistics
 import sys
 import time
@@ -42,8 +47,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from nasnet_keras.batch_norm import keras_batch_norm  # noqa: E402
-from nasnet_keras.genotypes import NASNET_A  # noqa: E402
-from tuner.children import ChildConfig, build_child, compile_child, release_memory  # noqa: E402
+from nasnet_keras.genotype import NASNET_A  # noqa: E402
+from tuner.children import ChildConfig, build_child, child_graph_options, compile_child, release_memory  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,24 +100,27 @@ def measure(spec: ChildSpec, side: str, steps: int) -> dict[str, float]:
     data = _batches(spec, steps + 1)
     val = _batches(spec, 3, seed=1)
     list(data), list(val)  # fill the caches outside the timings
+    config = spec.config.replace(grappler=True) if side == "before" else spec.config
     start = time.perf_counter()
     if side == "before":
         with keras_batch_norm():
-            model = build_child(NASNET_A, spec.shape, spec.config)
+            model = build_child(NASNET_A, spec.shape, config)
     else:
-        model = build_child(NASNET_A, spec.shape, spec.config)
-    compile_child(model, spec.config, steps_per_epoch=steps + 1)
+        model = build_child(NASNET_A, spec.shape, config)
+    compile_child(model, config, steps_per_epoch=steps + 1)
     build = time.perf_counter() - start
 
     clock = _BatchClock()
     start, cpu = time.perf_counter(), time.process_time()
-    model.fit(data, epochs=1, verbose=0, callbacks=[clock], shuffle=False)
+    with child_graph_options(config):
+        model.fit(data, epochs=1, verbose=0, callbacks=[clock], shuffle=False)
     step_times = np.diff([start] + clock.train)
     cpu_times = np.diff([cpu] + clock.train_cpu)
     steady = float(np.median(step_times[1:]))
     steady_cpu = float(np.median(cpu_times[1:]))
     start = time.perf_counter()
-    model.evaluate(val, verbose=0, callbacks=[clock])
+    with child_graph_options(config):
+        model.evaluate(val, verbose=0, callbacks=[clock])
     eval_times = np.diff([start] + clock.test)
     del model
     release_memory()
@@ -129,12 +137,27 @@ def _load() -> str:
     return "load average %.1f / %.1f / %.1f (1/5/15 min)" % os.getloadavg()
 
 
+def _measure_in_subprocess(name: str, side: str, steps: int) -> dict[str, float]:
+    """`measure` in a fresh Python process: in one long process later children got slower
+    on both sides (build 1.1 -> 2.7 s, trace 30 -> 46 s by the third child, at load 1.2),
+    which would make the repeat order, not the side, the main effect."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--one", name, side, "--steps", str(steps)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--children", nargs="+", default=list(CHILDREN), choices=list(CHILDREN))
     parser.add_argument("--repeats", type=int, default=3, help="fresh children per side (default 3)")
     parser.add_argument("--steps", type=int, default=8, help="steady training steps timed per child (default 8)")
+    parser.add_argument("--same-process", action="store_true",
+                        help="measure every child in this process (default: one fresh process per child)")
+    parser.add_argument("--one", nargs=2, metavar=("CHILD", "SIDE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(CHILDREN[args.one[0]], args.one[1], args.steps)))
+        return {}
     load_before = _load()
     results = {}
     for name in args.children:
@@ -142,7 +165,8 @@ def main(argv=None) -> dict:
         runs = {side: [] for side in SIDES}
         for repeat in range(args.repeats):
             for side in SIDES if repeat % 2 == 0 else SIDES[::-1]:
-                runs[side].append(measure(spec, side, args.steps))
+                runs[side].append(measure(spec, side, args.steps) if args.same_process
+                                  else _measure_in_subprocess(name, side, args.steps))
                 print(f"{name} {side} repeat {repeat + 1}: "
                       + ", ".join(f"{k} {v:.3f}" for k, v in runs[side][-1].items()), flush=True)
         results[name] = runs
