@@ -207,11 +207,12 @@ def child_graph_options(config: ChildConfig):
 
     A child's graph has ~14,000 nodes (N = 2, F = 32) and runs for a few hundred steps:
     Grappler's passes cost more than they save. Measured for the paper's search child
-    (benchmarks/children.py; 2-core CPU): the first call of the train step took 6.4 s
-    with Grappler and 2.5 s without, and the steady step was not slower. (For
-    NASNetMobile at 224x224 Grappler does pay: its layout and remapper passes made
-    inference 14% faster, so the models keep it.) The setting is TensorFlow's per-thread
-    function-call option, read when a traced function is first instantiated, and is
+    (N = 2, F = 32, batch 32, fused BatchNorm, 2-core CPU, one process each, load ~1.1):
+    Python tracing of the train step 13.9 s either way; its first call 6.4 s with Grappler,
+    2.5 s without; steady step 0.81 s with, 0.66 s without. (For NASNetMobile at 224x224
+    Grappler does pay: without it our inference fell from 1.09x to 0.86x
+    keras.applications' speed, so the models keep it.) The setting is TensorFlow's
+    per-thread function-call option, read when a traced function is first run, and is
     restored on exit.
     """
     if config.grappler:
