@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tuner.controller import Controller  # noqa: E402
+from tuner.distributed import set_tf_thread_pools  # noqa: E402
 from tuner.ppo import PPO  # noqa: E402
 from tuner.space import SearchSpace  # noqa: E402
 
@@ -55,8 +56,7 @@ def main(argv=None) -> None:
                         help="TensorFlow intra- and inter-op threads (0: TensorFlow's default; 1: as the chief)")
     args = parser.parse_args(argv)
     if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        set_tf_thread_pools(args.threads)
 
     space = SearchSpace()
     controller = Controller(space.sizes, seed=0)

@@ -10,8 +10,8 @@ sampled indices back to an architecture.
 
 Speed: sampling is a `tf.function` with a graph loop over the decisions, scoring (PPO's
 update) one fused LSTM kernel over all of them; all n architectures go through the LSTM
-together, and every controller of one shape shares one
-trace (see `PolicyGraphs`), so a call costs one graph execution.
+together, and every controller of one shape shares one trace (see `PolicyGraphs`), so a
+call costs one graph execution.
 """
 
 from __future__ import annotations
@@ -59,10 +59,11 @@ class PolicyGraphs:
     through `policy_graphs`, which caches them.
 
     Sampling loops over the decisions in a graph loop (not unrolled; an unrolled 50-step
-    PPO update took ~17 s to trace); scoring runs the LSTM as one fused kernel. The heads are laid out padded, [D, max(sizes)], with the
-    padding masked out, so every step of a loop is the same computation and all steps'
-    softmaxes are one batched op; padding to the largest decision (13 ops) rather than
-    to all options (360 columns for B=5) keeps that softmax 28 times smaller.
+    PPO update took ~17 s to trace); scoring runs the LSTM as one fused kernel. The heads
+    are laid out padded, [D, max(sizes)], with the padding masked out, so every step of
+    a loop is the same computation and all steps' softmaxes are one batched op; padding
+    to the largest decision (13 ops) rather than to all options (360 columns for B=5)
+    keeps that softmax 28 times smaller.
     """
 
     def __init__(self, sizes: tuple[int, ...], units: int):

@@ -39,33 +39,39 @@ def role() -> str:
 # TensorFlow threads of the chief's process (intra-op and inter-op pools). The chief's ops
 # are the controller's: a 100-unit LSTM on batches of at most 20. Handing ops that small
 # to pools of one thread per core costs more CPU than the parallelism saves: one PPO
-# update took 252 ms of process CPU with TensorFlow's default pools and 156 ms with pools
-# of one, in the same wall time (benchmarks/controller.py --threads, 2-core machine).
+# update took 277.6 ms of process CPU with TensorFlow's default pools and 169.4 ms with
+# pools of one, in about the same wall time (198 vs 170 ms; benchmarks/controller.py
+# --threads 0 / 1, 2-core machine).
 CHIEF_TF_THREADS = 1
+
+
+def set_tf_thread_pools(threads: int) -> bool:
+    """Give TensorFlow's intra- and inter-op pools `threads` threads each, if it has not started.
+
+    TensorFlow fixes its pools when its runtime starts (the first op or variable); after
+    that they stay as they are. Returns True when the pools have that size.
+    """
+    import tensorflow as tf
+
+    pools = tf.config.threading
+    try:
+        pools.set_intra_op_parallelism_threads(threads)
+        pools.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow has started: its pools are fixed
+        pass
+    return (pools.get_intra_op_parallelism_threads(), pools.get_inter_op_parallelism_threads()) == (threads, threads)
 
 
 def use_chief_threads() -> bool:
     """In the chief's process, give TensorFlow's thread pools `CHIEF_TF_THREADS` threads.
 
     Call it before the process runs its first TensorFlow op (before the oracle and its
-    controller exist); TensorFlow fixes its pools then. Returns True when this process is
-    the chief and its pools have that size. Workers and single-process searches keep
-    TensorFlow's defaults, which their children's training needs; so does a chief whose
-    process had already started TensorFlow (one served from a notebook or a test), which
-    is correct, only slower.
+    controller exist). Returns True when this process is the chief and its pools have that
+    size. Workers and single-process searches keep TensorFlow's defaults, which their
+    children's training needs; so does a chief whose process had already started
+    TensorFlow (one served from a notebook or a test), which is correct, only slower.
     """
-    if role() != "chief":
-        return False
-    import tensorflow as tf
-
-    threading = tf.config.threading
-    try:
-        threading.set_intra_op_parallelism_threads(CHIEF_TF_THREADS)
-        threading.set_inter_op_parallelism_threads(CHIEF_TF_THREADS)
-    except RuntimeError:  # TensorFlow has started: its pools are fixed
-        pass
-    return (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()) == (
-        CHIEF_TF_THREADS, CHIEF_TF_THREADS)
+    return role() == "chief" and set_tf_thread_pools(CHIEF_TF_THREADS)
 
 
 def chief_address() -> tuple[str, int]:
