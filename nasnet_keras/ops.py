@@ -23,6 +23,7 @@ from typing import Callable
 import keras
 from keras import layers
 
+from nasnet_keras.batch_norm import batch_norm_layer
 from nasnet_keras.genotype import OPS
 
 
@@ -52,7 +53,8 @@ class ConvBNFactory:
         return keras.regularizers.L2(self.weight_decay / 2.0) if self.weight_decay else None
 
     def batch_norm(self, name: str) -> layers.BatchNormalization:
-        return layers.BatchNormalization(axis=-1, momentum=self.momentum, epsilon=self.epsilon, name=name)
+        # Fused kernel on TensorFlow, Keras' own variables and semantics (nasnet_keras.batch_norm).
+        return batch_norm_layer(axis=-1, momentum=self.momentum, epsilon=self.epsilon, name=name)
 
     def conv(self, filters: int, kernel_size, name: str, strides=1, dilation_rate=1,
              padding="same") -> layers.Conv2D:

@@ -92,3 +92,31 @@ def test_an_out_of_memory_child_fails_the_trial_and_releases_memory(split, monke
     assert info.value.reason == "oom"
     assert isinstance(info.value.__cause__, tf.errors.ResourceExhaustedError)
     assert len(released) >= 2  # before the child, and after its failure
+
+
+def _meta_optimizer_disabled() -> bool:
+    """What a function first run now is instantiated with (the per-thread call options)."""
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+
+    config = config_pb2.ConfigProto.FromString(context.context().function_call_options.config_proto_serialized)
+    return config.graph_options.rewrite_options.disable_meta_optimizer
+
+
+def test_child_graph_options_turn_grappler_off_for_the_block_and_restore_it():
+    before = _meta_optimizer_disabled()
+    with children.child_graph_options(TINY):
+        assert _meta_optimizer_disabled()
+        assert tf.config.optimizer.get_experimental_options()["disable_meta_optimizer"] is True
+    assert _meta_optimizer_disabled() == before
+    with children.child_graph_options(TINY.replace(grappler=True)):  # the old path: untouched
+        assert _meta_optimizer_disabled() == before
+    with pytest.raises(RuntimeError):
+        with children.child_graph_options(TINY):
+            raise RuntimeError("a failing child")
+    assert _meta_optimizer_disabled() == before
+
+
+def test_grappler_must_be_a_bool():
+    with pytest.raises(ValueError, match="grappler"):
+        ChildConfig(grappler="off")
