@@ -13,7 +13,7 @@ Checked against keras-tuner 1.4.8 (setup.py pins `keras-tuner==1.4.*`).
 
     keras_tuner.src.distribute.utils.has_chief_oracle / is_chief_oracle
     keras_tuner.src.distribute.oracle_chief.OracleServicer, oracle_client.OracleClient
-    keras_tuner.src.protos.get_service / get_service_grpc
+    keras_tuner.src.protos.get_service / get_service_grpc / get_proto (the Trial message: `trial_message`)
     Oracle._set_project_dir()  (what a Tuner calls to give its oracle a directory:
                                `set_project_dir`, used by tuner.benchmark_tabular's tunerless search)
     Oracle._project_dir        (property: <directory>/<project_name>, created on access: `project_dir`)
@@ -24,6 +24,8 @@ Checked against keras-tuner 1.4.8 (setup.py pins `keras-tuner==1.4.*`).
                                `retry_queue`, read by the chief and by the reward cache's and
                                evolution's repair after a kill)
     Oracle._run_times          (how often each trial has ended: the retry counter: `run_count`)
+    Oracle._tried_so_far       (the set of value hashes that get_state lists: shared, not copied,
+                               by `state_sharing_tried_hashes`, the state journal's read)
     Oracle._save_trial         (writes trial.json on every create/update/end: overridden by
                                tuner.state_journal (atomic write), replaced with a no-op on one
                                instance by `skip_state_files`, with Oracle.save)
@@ -54,6 +56,13 @@ KERAS_TUNER_VERSION = keras_tuner.__version__
 service_messages = _protos.get_service()
 service_grpc = _protos.get_service_grpc()
 
+
+
+def trial_message():
+    """An empty `Trial` proto message (keras-tuner's `Trial.to_proto` builds the same type)."""
+    return _protos.get_proto().Trial()
+
+
 # The chief's servicer (one method per RPC, each calling the oracle) and the worker's client.
 OracleServicer = _oracle_chief.OracleServicer
 OracleClient = _oracle_client.OracleClient
@@ -65,7 +74,9 @@ ORACLE_PRIVATE_ATTRIBUTES = ("_retry_queue", "_run_times", "ongoing_trials", "tu
                              "trials", "max_retries_per_trial", "_get_oracle_fname", "_set_project_dir",
                              # overridden by tuner.state_journal.StateJournalMixin
                              "_save_trial", "_get_trial_dir", "_check_consecutive_failures",
-                             "max_consecutive_failed_trials", "start_order")
+                             "max_consecutive_failed_trials", "start_order",
+                             # read without a copy by state_sharing_tried_hashes
+                             "_tried_so_far")
 
 
 class _FastCopyHyperParameters(keras_tuner.HyperParameters):
@@ -144,6 +155,25 @@ def oracle_file(oracle) -> str:
 def trial_dir(oracle, trial_id: str) -> str:
     """The directory of one trial's files (`<project_dir>/trial_<id>`), created if missing."""
     return oracle._get_trial_dir(trial_id)
+
+
+def state_sharing_tried_hashes(oracle) -> dict:
+    """`oracle.get_state()`, but with "tried_so_far" as the oracle's own set, not a list copy.
+
+    keras-tuner's `Oracle.get_state` copies its set of value hashes (one per trial) into a
+    list on every call, and the state journal reads the state on every save: at 15,000
+    trials that copy was most of the journal's growth per call. The set is the oracle's
+    live one, to read under the oracle's lock before its next change (`list()` of it is
+    exactly what `get_state` holds).
+    """
+    tried = oracle._tried_so_far
+    oracle._tried_so_far = ()
+    try:
+        state = oracle.get_state()
+    finally:
+        oracle._tried_so_far = tried
+    state["tried_so_far"] = tried
+    return state
 
 
 def skip_state_files(oracle) -> None:

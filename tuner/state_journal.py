@@ -41,6 +41,7 @@ of the history instead of scanning all of it on every `end_trial`.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -75,6 +76,12 @@ _CONTAINERS = {path.split(".")[0] for path in GROWING if "." in path}
 
 class _NeedsSnapshot(Exception):
     """The journal cannot describe this change: rewrite the snapshot."""
+
+
+def _set_as_list(value):
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def journal_path(project_dir: str) -> str:
@@ -199,7 +206,7 @@ class StateJournalMixin:
     # --- keras-tuner's hooks -------------------------------------------------------------
     def save(self):
         project_dir = internals.project_dir(self)
-        state = self.get_state()
+        state = internals.state_sharing_tried_hashes(self)
         try:
             if self._persisted is None or self._journal_bytes > max(MIN_JOURNAL_BYTES,
                                                                        JOURNAL_TO_SNAPSHOT * self._snapshot_bytes):
@@ -252,13 +259,14 @@ class StateJournalMixin:
 
     # --- the journal -----------------------------------------------------------------------
     def _write_snapshot(self, project_dir: str, state: dict) -> None:
-        text = json.dumps({**state, SEQ_KEY: self._journal_seq})  # keras-tuner's format (NaN allowed)
+        # keras-tuner's format (NaN allowed); the shared set of tried hashes is written as its list
+        text = json.dumps({**state, SEQ_KEY: self._journal_seq}, default=_set_as_list)
         write_text(internals.oracle_file(self), text)
         open(journal_path(project_dir), "wb").close()
         self._snapshot_bytes, self._journal_bytes = len(text), 0
         small, growing = _split(state)
         self._persisted = {
-            "small": {path: json.dumps(value, sort_keys=True) for path, value in small.items()},
+            "small": {path: copy.deepcopy(value) for path, value in small.items()},
             "growing": {path: self._shadow(GROWING[path], value) for path, value in growing.items()},
             "changing": set(self._changing_trials()),
         }
@@ -282,9 +290,12 @@ class StateJournalMixin:
         line: dict[str, Any] = {}
         changed = {}
         for path, value in small.items():
-            text = json.dumps(value, sort_keys=True)
-            if persisted["small"].get(path) != text:
-                changed[path] = (value, text)
+            # Compared by value, not as JSON text: the space's config (12 KB at B=5) is in
+            # every save and rarely changes, and encoding every field on every save was most
+            # of the journal's cost. (A NaN never equals itself: such a field is simply
+            # written again.)
+            if path not in persisted["small"] or persisted["small"][path] != value:
+                changed[path] = value
         removed = [path for path in persisted["small"] if path not in small]
         if set(growing) != set(persisted["growing"]):
             raise _NeedsSnapshot()
@@ -303,14 +314,14 @@ class StateJournalMixin:
                 if kind == "list":
                     touched.update(str(t) for t in delta)
         # Everything is known: commit the new persisted view with the line.
-        for path, (value, text) in changed.items():
-            persisted["small"][path] = text
+        for path, value in changed.items():
+            persisted["small"][path] = copy.deepcopy(value)
         for path in removed:
             del persisted["small"][path]
         persisted["growing"].update(pending_shadow)
         persisted["changing"] = changing
         if changed:
-            line["set"] = {path: value for path, (value, _) in changed.items()}
+            line["set"] = changed
         if removed:
             line["del"] = removed
         if additions:

@@ -162,3 +162,22 @@ def test_the_fast_space_copy_is_keras_tuners_copy_also_after_a_resume(tmp_path, 
     assert _space_config(resumed.hyperparameters) == _space_config(oracle.hyperparameters)
     trial = resumed.create_trial("tuner0")
     assert sorted(trial.hyperparameters.values) == sorted(space.names)
+
+
+def test_the_journal_reads_the_state_with_the_live_set_of_tried_hashes(tmp_path):
+    """`state_sharing_tried_hashes` is `get_state()` with the oracle's own set in place of its list copy."""
+    from tuner.oracles import make_oracle
+
+    oracle = make_oracle("random", SearchSpace(num_blocks=2), seed=0, max_trials=4)
+    oracle.verbose = 0
+    internals.set_project_dir(oracle, str(tmp_path), "project")
+    for _ in range(3):
+        trial = oracle.create_trial("tuner0")
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+        trial.status = keras_tuner.engine.trial.TrialStatus.COMPLETED
+        oracle.end_trial(trial)
+    shared = internals.state_sharing_tried_hashes(oracle)
+    assert shared["tried_so_far"] is oracle._tried_so_far and len(oracle._tried_so_far) == 3
+    reference = oracle.get_state()
+    assert {**shared, "tried_so_far": sorted(shared["tried_so_far"])} == {
+        **reference, "tried_so_far": sorted(reference["tried_so_far"])}

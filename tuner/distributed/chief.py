@@ -45,6 +45,7 @@ from keras_tuner.engine import trial as trial_module
 
 from tuner import keras_tuner_internals as kti
 from tuner.distributed import protocol
+from tuner.distributed.trial_protos import TrialProtos
 from tuner.state_journal import read_state
 
 TrialStatus = trial_module.TrialStatus
@@ -136,6 +137,7 @@ class ChiefServicer(kti.OracleServicer):
                          "late_results_refused": 0, "refused_settings": 0, "refused_duplicate_id": 0,
                          "unauthenticated": 0}
         self.create_times, self.end_times = CallTimes(), CallTimes()
+        self.protos = TrialProtos()
         self._restore_ongoing()
 
     # --- who is calling ------------------------------------------------------------------
@@ -215,7 +217,7 @@ class ChiefServicer(kti.OracleServicer):
                 attempt = kti.run_count(self.oracle, trial.trial_id) + 1
                 if attempt > 1:
                     self.log(f"Trial {trial.trial_id} -> {tuner_id} (attempt {attempt})")
-            response = kti.service_messages.CreateTrialResponse(trial=trial.to_proto())
+            response = kti.service_messages.CreateTrialResponse(trial=self.protos.to_proto(trial))
             if trial.status == TrialStatus.RUNNING:
                 self.create_times.stop(started)
         return response
@@ -224,18 +226,21 @@ class ChiefServicer(kti.OracleServicer):
         tuner_id = self._caller(context)
         with self._lock:
             self._check_lease(context, tuner_id, request.trial_id)
-            return super().UpdateTrial(request, context)
+            # keras-tuner's servicer, with the trial's hyperparameters encoded once (`TrialProtos`)
+            trial = self.oracle.update_trial(request.trial_id, request.metrics, step=request.step)
+            return kti.service_messages.UpdateTrialResponse(trial=self.protos.to_proto(trial))
 
     def EndTrial(self, request, context):
         tuner_id = self._caller(context)
-        trial = trial_module.Trial.from_proto(request.trial)
         message = protocol.metadata_value(context, protocol.MESSAGE_KEY)
-        if message:
-            trial.message = bytes(message).decode("utf-8", "replace")
         with self._lock:
             started = self.end_times.start()
-            self._check_lease(context, tuner_id, trial.trial_id)
+            self._check_lease(context, tuner_id, request.trial.trial_id)
+            trial = self.protos.from_proto(request.trial, self.oracle.trials.get(request.trial.trial_id))
+            if message:
+                trial.message = bytes(message).decode("utf-8", "replace")
             self._end(trial, tuner_id)
+            self.protos.forget(trial.trial_id)
             if self.fatal is not None:
                 context.abort(grpc.StatusCode.ABORTED, f"the search stopped: {self.fatal}")
             self.end_times.stop(started)
@@ -328,6 +333,7 @@ class ChiefServicer(kti.OracleServicer):
                 self.log(f"Trial {trial.trial_id}: lease of {tuner_id} expired after {age:.1f} s")
                 self.oracle.tuner_ids.discard(tuner_id)
                 self._end(lost, tuner_id)
+                self.protos.forget(trial.trial_id)
                 expired.append(trial.trial_id)
         return expired
 
