@@ -240,7 +240,6 @@ class ChiefServicer(kti.OracleServicer):
             if message:
                 trial.message = bytes(message).decode("utf-8", "replace")
             self._end(trial, tuner_id)
-            self.protos.forget(trial.trial_id)
             if self.fatal is not None:
                 context.abort(grpc.StatusCode.ABORTED, f"the search stopped: {self.fatal}")
             self.end_times.stop(started)
@@ -267,6 +266,7 @@ class ChiefServicer(kti.OracleServicer):
 
     # --- ending trials (by their worker, or by an expired lease) -------------------------
     def _end(self, trial, tuner_id: str) -> None:
+        self.protos.forget(trial.trial_id)  # its answers are over (a re-queued trial is encoded anew)
         try:
             self.oracle.end_trial(trial)
         except RuntimeError as error:  # keras-tuner: too many consecutive failures
@@ -333,7 +333,6 @@ class ChiefServicer(kti.OracleServicer):
                 self.log(f"Trial {trial.trial_id}: lease of {tuner_id} expired after {age:.1f} s")
                 self.oracle.tuner_ids.discard(tuner_id)
                 self._end(lost, tuner_id)
-                self.protos.forget(trial.trial_id)
                 expired.append(trial.trial_id)
         return expired
 
