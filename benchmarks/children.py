@@ -6,38 +6,27 @@ batch 32) and the demo's child (N = 1, F = 8, 28x28x1 Fashion-MNIST-sized inputs
 32), each trained the way `tuner.children.train_child` trains it (its `build_child` and
 `compile_child`, graph mode: `run_eagerly=False`):
 
-* build: constructing and compiling the Keras model;
+* build: constructing and compiling the Keras model (with its training variables);
 * trace + first step: the time `fit` takes to finish its first batch (tracing the train
   function, Grappler, first run) minus one steady step: the one-off overhead of a child;
 * eval trace: the same for `evaluate`'s first batch (the reward's inference graph);
 * steady step: the median time between later training batches, and images/s.
 
-"before" is the old path: Keras' own BatchNormalization (`keras_batch_norm()`) and
-Grappler on (`ChildConfig(grappler=True)`); "after" is the shipped code (fused BatchNorm,
-Grappler off for children: `tuner.children.child_graph_options`). The sides alternate repeat by
-repeat, each child in a fresh process, so that machine noise hits both alike; the
-table reports medians with [min-max] over repeats, in wall time and (for trace and step)
-in process CPU time, which other processes on the same cores disturb less. Targets: steady step >= 1.25x
-faster, trace overhead halved.
+"before" is the old path: Keras' own layers (`nasnet_keras.kernels.keras_kernels()`),
+Grappler on (`ChildConfig(grappler=True)`), and the optimizer and metric variables
+created inside the first traced step (`compile_child(..., create_variables=False)`, so
+TensorFlow traces it twice); "after" is the shipped code (the faster layers, Grappler off
+for children: `tuner.children.child_graph_options`, variables created before the trace:
+`tuner.children.create_training_variables`). The sides alternate repeat by repeat, each
+child in a fresh process, so that machine noise hits both alike; the table reports
+medians with [min-max] over repeats, in wall time and (for trace and step) in process
+CPU time, which other processes on the same cores disturb less. Targets: steady step
+>= 1.25x faster, trace overhead halved.
 
     python benchmarks/children.py [--children paper demo] [--repeats 3] [--steps 8] [--same-process]
 
 Each child is measured in a fresh Python process (see `_measure_in_subprocess`).
-
-Measured 2026-12-01 19:08-19:21 UTC (`--repeats 3`, 2-core CPU; load average 1.9 / 1.8 / 1.6 before, 1.1 / 1.2 / 1.4 after):
-
-    | child | side | build s | trace + first step s | (CPU s) | eval trace s | steady step s | (CPU s) | images/s |
-    |---|---|---|---|---|---|---|---|---|
-    | paper | before | 2.02 [1.95-2.32] | 50.20 [46.93-61.84] | 48.68 [47.08-59.26] | 4.87 [4.50-7.52] | 1.201 [1.147-1.252] | 2.269 [2.218-2.354] | 26.6 [25.6-27.9] |
-    | paper | after | 2.02 [1.78-2.40] | 40.82 [38.89-43.82] | 40.22 [38.44-42.98] | 4.33 [3.86-4.37] | 1.098 [0.972-1.161] | 2.062 [1.849-2.067] | 29.1 [27.6-32.9] |
-    | paper | before / after | 1.00x | 1.23x | 1.21x | 1.12x | 1.09x | 1.10x | 1.09x |
-    | demo | before | 1.35 [0.97-1.36] | 31.54 [29.90-35.22] | 31.51 [29.81-35.22] | 3.00 [2.94-3.77] | 0.208 [0.186-0.219] | 0.369 [0.333-0.376] | 153.7 [146.1-172.2] |
-    | demo | after | 1.30 [1.10-1.44] | 21.85 [21.60-24.31] | 21.80 [21.64-24.17] | 2.45 [1.94-3.21] | 0.180 [0.170-0.190] | 0.313 [0.306-0.334] | 177.7 [168.8-188.0] |
-    | demo | before / after | 1.04x | 1.44x | 1.45x | 1.22x | 1.16x | 1.18x | 1.16x |
-
-Not the targets: the trace is mostly Python building the ~14,000-node train graph
-(13.9 s, the same with or without Grappler); skipping Grappler cut the first call from
-6.4 to 2.5 s.
+Measured figures: README, "Accounting and speed".
 """
 
 from __future__ import annotations
@@ -61,7 +50,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from nasnet_keras.batch_norm import keras_batch_norm  # noqa: E402
+from nasnet_keras.kernels import keras_kernels  # noqa: E402
 from nasnet_keras.genotype import NASNET_A  # noqa: E402
 from tuner.children import ChildConfig, build_child, child_graph_options, compile_child, release_memory  # noqa: E402
 
@@ -118,11 +107,11 @@ def measure(spec: ChildSpec, side: str, steps: int) -> dict[str, float]:
     config = spec.config.replace(grappler=True) if side == "before" else spec.config
     start = time.perf_counter()
     if side == "before":
-        with keras_batch_norm():
+        with keras_kernels():
             model = build_child(NASNET_A, spec.shape, config)
     else:
         model = build_child(NASNET_A, spec.shape, config)
-    compile_child(model, config, steps_per_epoch=steps + 1)
+    compile_child(model, config, steps_per_epoch=steps + 1, create_variables=side == "after")
     build = time.perf_counter() - start
 
     clock = _BatchClock()
@@ -187,20 +176,25 @@ def main(argv=None) -> dict:
         results[name] = runs
     print(f"\n{os.cpu_count()} CPU cores, float32, median [min-max] of {args.repeats} fresh children per side, "
           f"sides alternated; {load_before} before, {_load()} after (TF {tf.__version__}, Keras {keras.__version__})")
-    header = ("| child | side | build s | trace + first step s | (CPU s) | eval trace s | steady step s | (CPU s) "
-              "| images/s |")
+    header = ("| child | side | build s | trace + first step s | (CPU s) | build + trace s | eval trace s "
+              "| steady step s | (CPU s) | images/s |")
     print(header)
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         for side in SIDES:
             col = {key: [run[key] for run in runs[side]] for key in runs[side][0]}
+            col["build_trace"] = [run["build"] + run["trace"] for run in runs[side]]
             print(f"| {name} | {side} | {_fmt(col['build'])} | {_fmt(col['trace'])} | {_fmt(col['trace_cpu'])} "
+                  f"| {_fmt(col['build_trace'])} "
                   f"| {_fmt(col['eval_trace'])} | {_fmt(col['step'], 3)} | {_fmt(col['step_cpu'], 3)} "
                   f"| {_fmt(col['images_per_s'], 1)} |")
         before = {key: statistics.median(run[key] for run in runs["before"]) for key in runs["before"][0]}
         after = {key: statistics.median(run[key] for run in runs["after"]) for key in runs["after"][0]}
+        for side_values, side in ((before, "before"), (after, "after")):
+            side_values["build_trace"] = statistics.median(run["build"] + run["trace"] for run in runs[side])
         print(f"| {name} | before / after | {before['build'] / after['build']:.2f}x "
               f"| {before['trace'] / after['trace']:.2f}x | {before['trace_cpu'] / after['trace_cpu']:.2f}x "
+              f"| {before['build_trace'] / after['build_trace']:.2f}x "
               f"| {before['eval_trace'] / after['eval_trace']:.2f}x | {before['step'] / after['step']:.2f}x "
               f"| {before['step_cpu'] / after['step_cpu']:.2f}x | {after['images_per_s'] / before['images_per_s']:.2f}x |")
     return results

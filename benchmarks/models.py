@@ -2,11 +2,11 @@
 
 For each model: inference (images/s, `model(x, training=False)` in a tf.function) and a
 training step (forward + backward + SGD update), float32, same weights on every side.
-Sides: keras.applications, nasnet_keras as shipped (fused BatchNorm,
-`nasnet_keras.batch_norm`) and nasnet_keras with Keras' own BatchNorm (the path before
-the fused layer, built inside `keras_batch_norm()`). Measurements are interleaved repeat
-by repeat so that machine noise hits every side alike; the table reports the median,
-the spread (min-max over repeats, images/s) and the ratio of medians to Keras (targets:
+Sides: keras.applications, nasnet_keras as shipped (its faster layers,
+`nasnet_keras.kernels`) and nasnet_keras built on Keras' own layers (inside
+`keras_kernels()`: the path before issue 12). Measurements are interleaved repeat by
+repeat so that machine noise hits every side alike; the table reports the median, the
+spread (min-max over repeats, images/s) and the ratio of medians to Keras (targets:
 >= 1.15 inference, >= 1.25 training), in wall time and in process CPU time (the second is
 less disturbed when other processes share the cores). `--xla` adds our model compiled with XLA.
 
@@ -14,24 +14,7 @@ less disturbed when other processes share the cores). `--xla` adds our model com
                                 [--repeats 5] [--xla]
 
 NASNetLarge defaults to batch 8: at 32 the training steps of the sides do not fit in
-this machine's 24 GiB together.
-
-Measured 2026-12-01 (`--repeats 5 --large-batch 4`, 2-core CPU, float32; the first
-minute overlapped a test run of this session, hence the load and wide spreads):
-
-    | model  | implementation         | batch | infer img/s            | ratio | train img/s            | ratio |
-    | mobile | keras.applications     |    32 |  54.47 [ 47.09- 62.36] |  1.00 |   9.97 [  9.53- 12.44] |  1.00 |
-    | mobile | nasnet_keras           |    32 |  57.63 [ 52.27- 72.24] |  1.06 |  11.33 [ 10.22- 13.61] |  1.14 |
-    | mobile | nasnet_keras, Keras BN |    32 |  53.56 [ 43.45- 64.41] |  0.98 |  10.66 [  9.09- 11.29] |  1.07 |
-    | large  | keras.applications     |     4 |   2.32 [  1.72-  2.61] |  1.00 |   0.54 [  0.52-  0.58] |  1.00 |
-    | large  | nasnet_keras           |     4 |   2.30 [  1.74-  2.50] |  0.99 |   0.57 [  0.53-  0.61] |  1.05 |
-    | large  | nasnet_keras, Keras BN |     4 |   2.26 [  1.89-  2.38] |  0.98 |   0.55 [  0.48-  0.59] |  1.02 |
-    load average 2.2 / 1.6 / 1.5 before, 2.2 / 1.9 / 1.6 after (1/5/15 min)
-
-The targets (>= 1.25x training, >= 1.15x inference) are not reached: convolutions are
-~57% of our training step and ~77% of our inference (tf.profiler op self-time), the same
-oneDNN kernels as keras.applications'; Grappler already folds the fused BatchNorm into
-the convolution in inference.
+this machine's 24 GiB together. Measured figures: README, "Accounting and speed".
 """
 
 from __future__ import annotations
@@ -51,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 from keras.src.legacy.saving import legacy_h5_format  # noqa: E402
 
 import nasnet_keras  # noqa: E402
-from nasnet_keras.batch_norm import keras_batch_norm  # noqa: E402
+from nasnet_keras.kernels import keras_kernels  # noqa: E402
 from nasnet_keras.keras_weights import load_keras_nasnet_weights  # noqa: E402
 
 MODELS = {
@@ -98,12 +81,12 @@ def _median_spread(batch: int, seconds: list[float]) -> tuple[float, float, floa
 
 
 def build_sides(name: str, xla: bool) -> dict:
-    """Keras' model and ours (fused and Keras BatchNorm), all holding the same weights."""
+    """Keras' model and ours (fast and on Keras' layers), all holding the same weights."""
     ours_fn, keras_fn, _ = MODELS[name]
     reference = keras_fn(weights=None)
     sides = {"keras.applications": reference, "nasnet_keras": ours_fn(weights=None)}
-    with keras_batch_norm():
-        sides["nasnet_keras, Keras BN"] = ours_fn(weights=None)
+    with keras_kernels():
+        sides["nasnet_keras, Keras layers"] = ours_fn(weights=None)
     if xla:
         sides["nasnet_keras + XLA"] = ours_fn(weights=None)
     with tempfile.TemporaryDirectory() as tmp:  # Keras' weights into ours, by layer name
@@ -154,13 +137,13 @@ def _load() -> str:
 def print_table(rows, repeats: int, load_before: str) -> None:
     print(f"\nfloat32, {os.cpu_count()} CPU cores, median [min-max] of {repeats} interleaved repeats "
           f"(TF {tf.__version__}, Keras {keras.__version__}); {load_before} before, {_load()} after")
-    header = (f"| {'model':6s} | {'implementation':22s} | batch | {'infer img/s':>22s} | ratio | CPU ratio "
+    header = (f"| {'model':6s} | {'implementation':26s} | batch | {'infer img/s':>22s} | ratio | CPU ratio "
               f"| {'train img/s':>22s} | ratio | CPU ratio |")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for name, key, batch, infer, r_infer, c_infer, train, r_train, c_train in rows:
         cell = lambda m: f"{m[0]:7.2f} [{m[1]:6.2f}-{m[2]:6.2f}]"  # noqa: E731
-        print(f"| {name:6s} | {key:22s} | {batch:5d} | {cell(infer):>22s} | {r_infer:5.2f} | {c_infer:9.2f} "
+        print(f"| {name:6s} | {key:26s} | {batch:5d} | {cell(infer):>22s} | {r_infer:5.2f} | {c_infer:9.2f} "
               f"| {cell(train):>22s} | {r_train:5.2f} | {c_train:9.2f} |")
     print("ratio: Keras' median wall time / this side's; CPU ratio: the same with process CPU time", flush=True)
 

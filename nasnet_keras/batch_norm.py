@@ -23,22 +23,20 @@ into it unchanged. Only
 * under a mixed policy the kernel takes the float16 input with float32 parameters and
   accumulates in float32, as Keras' upcast does.
 
-Anything else takes Keras' own path (`super().call`). `keras_batch_norm()` makes
-`batch_norm_layer` build plain Keras layers instead, for before/after measurements.
+Anything else takes Keras' own path (`super().call`). Inside
+`nasnet_keras.kernels.keras_kernels()`, `batch_norm_layer` builds plain Keras layers
+instead, for before/after measurements.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-
 import keras
+
+from nasnet_keras.kernels import fast as fast_kernels
 
 # cuDNN rejects smaller values, and tf.nn.fused_batch_norm raises them to 1.001e-5.
 MIN_FUSED_EPSILON = 1e-5
 _FUSED_DTYPES = ("float16", "bfloat16", "float32")
-
-_use_fused = contextvars.ContextVar("nasnet_keras_fused_batch_norm", default=True)
 
 
 @keras.saving.register_keras_serializable(package="nasnet_keras")
@@ -63,6 +61,32 @@ class BatchNormalization(keras.layers.BatchNormalization):
             and self.epsilon >= MIN_FUSED_EPSILON
             and keras.backend.standardize_dtype(inputs.dtype) in _FUSED_DTYPES
         )
+
+    def can_fold(self) -> bool:
+        """Whether `inference_affine` describes this layer's inference (see `conv_norm`)."""
+        return (
+            keras.backend.backend() == "tensorflow"
+            and not self.renorm
+            and not self.synchronized
+            and self.axis in (-1, 3)
+        )
+
+    def inference_affine(self):
+        """(scale, offset), float32 [C]: inference BatchNorm as y = x * scale + offset.
+
+        For folding into the preceding 1x1 convolution (`nasnet_keras.pointwise_conv`):
+        Keras' inference expression, gamma * (x - mean) / sqrt(variance + epsilon) + beta.
+        """
+        import tensorflow as tf
+
+        variance = tf.cast(self.moving_variance, "float32")
+        scale = tf.math.rsqrt(variance + self.epsilon)
+        if self.scale:
+            scale = scale * tf.cast(self.gamma, "float32")
+        offset = -tf.cast(self.moving_mean, "float32") * scale
+        if self.center:
+            offset = offset + tf.cast(self.beta, "float32")
+        return scale, offset
 
     def call(self, inputs, training=None, mask=None):
         if not self.can_fuse(inputs, mask):
@@ -112,24 +136,10 @@ def _biased_variance_factor(inputs):
     return tf.where(n > 1.0, (n - 1.0) / tf.maximum(n, 1.0), 1.0)
 
 
-@contextlib.contextmanager
-def keras_batch_norm():
-    """Within this block, `batch_norm_layer` builds plain `keras.layers.BatchNormalization`.
-
-    The models built inside are exactly the pre-fusion ones; benchmarks use it as the
-    "before" side. Scoped per thread/context, restored on exit.
-    """
-    token = _use_fused.set(False)
-    try:
-        yield
-    finally:
-        _use_fused.reset(token)
-
-
 FusedBatchNormalization = BatchNormalization  # the name that says what it is; the same class
 
 
 def batch_norm_layer(**kwargs) -> keras.layers.BatchNormalization:
-    """A BatchNorm layer for the models: fused unless inside `keras_batch_norm()`."""
-    cls = BatchNormalization if _use_fused.get() else keras.layers.BatchNormalization
+    """A BatchNorm layer for the models: fused unless inside `nasnet_keras.kernels.keras_kernels()`."""
+    cls = BatchNormalization if fast_kernels() else keras.layers.BatchNormalization
     return cls(**kwargs)

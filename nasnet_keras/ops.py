@@ -23,7 +23,9 @@ from typing import Callable
 import keras
 from keras import layers
 
+from nasnet_keras.kernels import fast as fast_kernels
 from nasnet_keras.batch_norm import batch_norm_layer
+from nasnet_keras.pointwise_conv import Conv2D, conv_norm
 from nasnet_keras.separable_conv import SeparableConv2D
 from nasnet_keras.genotype import OPS
 
@@ -59,14 +61,17 @@ class ConvBNFactory:
 
     def conv(self, filters: int, kernel_size, name: str, strides=1, dilation_rate=1,
              padding="same") -> layers.Conv2D:
-        return layers.Conv2D(filters, kernel_size, strides=strides, dilation_rate=dilation_rate, padding=padding,
-                             use_bias=False, kernel_initializer="he_normal", kernel_regularizer=self.regularizer(),
-                             name=name)
+        # Keras' layer; 1x1 stride-1 ones run as a MatMul on TensorFlow (nasnet_keras.pointwise_conv).
+        cls = Conv2D if fast_kernels() else layers.Conv2D
+        return cls(filters, kernel_size, strides=strides, dilation_rate=dilation_rate, padding=padding,
+                      use_bias=False, kernel_initializer="he_normal", kernel_regularizer=self.regularizer(),
+                      name=name)
 
     def separable_conv(self, filters: int, kernel_size: int, name: str, strides=1,
                        padding="same") -> layers.SeparableConv2D:
-        # Keras' layer with a faster depthwise filter gradient on CPU (nasnet_keras.separable_conv).
-        return SeparableConv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
+        # Keras' layer with faster CPU kernels (nasnet_keras.separable_conv).
+        cls = SeparableConv2D if fast_kernels() else layers.SeparableConv2D
+        return cls(filters, kernel_size, strides=strides, padding=padding, use_bias=False,
                                       depthwise_regularizer=self.regularizer(),
                                       pointwise_regularizer=self.regularizer(), name=name)
 
@@ -106,7 +111,7 @@ class IdentityOp(CellOp):
     def call(self, x, training=None):
         if not self.project:
             return x
-        return self.norm(self.conv(keras.ops.relu(x)), training=training)
+        return conv_norm(self.conv, self.norm, keras.ops.relu(x), training)
 
 
 class SeparableConvOp(CellOp):
@@ -133,8 +138,8 @@ class SeparableConvOp(CellOp):
         x = keras.ops.relu(x)
         if self.strides > 1:
             x = pad_for_stride(x, self.kernel_size)
-        x = self.bn_1(self.sep_1(x), training=training)
-        return self.bn_2(self.sep_2(keras.ops.relu(x)), training=training)
+        x = conv_norm(self.sep_1, self.bn_1, x, training, relu=True)
+        return conv_norm(self.sep_2, self.bn_2, x, training)
 
 
 class ConvOp(CellOp):
@@ -164,6 +169,8 @@ class ConvOp(CellOp):
 
     def call(self, x, training=None):
         x = keras.ops.relu(x)
+        if len(self.convs) == 1 and not self.subsample:
+            return conv_norm(self.convs[0], self.norm, x, training)
         for conv in self.convs:
             x = conv(x)
         if self.subsample:
@@ -228,7 +235,7 @@ class PoolOp(CellOp):
             x = pad_for_stride(x, self.pool_size)
         x = self.pool(x)
         if self.project:
-            x = self.norm(self.conv(x), training=training)
+            x = conv_norm(self.conv, self.norm, x, training)
         return x
 
 

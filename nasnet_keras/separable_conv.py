@@ -1,4 +1,5 @@
-"""SeparableConv2D whose depthwise filter gradient takes TensorFlow's faster CPU kernel.
+"""SeparableConv2D on TensorFlow's faster CPU kernels: a MatMul pointwise half, and a
+depthwise filter gradient given its padding explicitly.
 
 With oneDNN on (TensorFlow's default on x86), `DepthwiseConv2dNativeBackpropFilter` with
 'SAME' or 'VALID' padding and a 5x5 or 7x7 kernel runs about twice as slow as the same op
@@ -10,16 +11,20 @@ branches each run this gradient twice per cell in every training step.
 
 `SeparableConv2D` subclasses `keras.layers.SeparableConv2D` (same constructor, variables,
 names, config and file key: the class name is the same on purpose, as for
-`nasnet_keras.batch_norm`). For a 4-D channels-last input on TensorFlow with no GPU
-visible, no dilation, and a kernel of at least `MIN_KERNEL`, it computes the same
-depthwise + pointwise convolution as Keras (`tf.nn.separable_conv2d`), with a gradient
-that is TensorFlow's own (`DepthwiseConv2dNativeBackpropInput` for the input) except that
-the filter gradient is given its padding explicitly. Everything else is Keras' own call.
+`nasnet_keras.batch_norm`). For a 4-D channels-last input on TensorFlow with no dilation
+and equal strides it computes the same depthwise + pointwise convolution as Keras
+(`tf.nn.separable_conv2d`): the depthwise half with TensorFlow's own op and gradient,
+except that with static sizes, no GPU visible and a kernel of at least `MIN_KERNEL` the
+filter gradient is given its padding explicitly; the pointwise half as a MatMul
+(`nasnet_keras.pointwise_conv.pointwise`), into which `call_folded` folds an inference
+BatchNorm. Everything else is Keras' own call.
 """
 
 from __future__ import annotations
 
 import keras
+
+from nasnet_keras.pointwise_conv import pointwise
 
 # Below this kernel size the explicit-padding filter gradient is slower (3x3 above).
 MIN_KERNEL = 5
@@ -70,31 +75,60 @@ def _no_gpu() -> bool:
 
 @keras.saving.register_keras_serializable(package="nasnet_keras")
 class SeparableConv2D(keras.layers.SeparableConv2D):
-    """`keras.layers.SeparableConv2D` with a faster depthwise filter gradient on CPU (see the module)."""
+    """`keras.layers.SeparableConv2D` with faster CPU kernels (see the module)."""
 
-    def uses_explicit_filter_gradient(self, inputs) -> bool:
+    def _own_path(self, inputs) -> bool:
+        """Whether the shape and settings allow `call`'s own depthwise + pointwise ops."""
         return (
             keras.backend.backend() == "tensorflow"
             and self.data_format == "channels_last"
             and len(inputs.shape) == 4
-            and all(size is not None for size in inputs.shape[1:3])
             and tuple(self.dilation_rate) == (1, 1)
             and self.strides[0] == self.strides[1]
+        )
+
+    def uses_explicit_filter_gradient(self, inputs) -> bool:
+        return (
+            self._own_path(inputs)
+            and all(size is not None for size in inputs.shape[1:3])
             and min(self.kernel_size) >= MIN_KERNEL
             and _no_gpu()
         )
 
+    def folds(self, inputs) -> bool:
+        """Whether the pointwise half is a MatMul (so an inference BatchNorm can fold in)."""
+        return (
+            self._own_path(inputs)
+            and not self.use_bias
+            and self.activation in (None, keras.activations.linear)
+        )
+
     def call(self, inputs):
-        if not self.uses_explicit_filter_gradient(inputs):
+        if not self._own_path(inputs):
             return super().call(inputs)
         import tensorflow as tf
 
-        depthwise_kernel = tf.cast(self.depthwise_kernel, inputs.dtype)
-        pointwise_kernel = tf.cast(self.pointwise_kernel, inputs.dtype)
-        x = _depthwise(inputs, depthwise_kernel, int(self.strides[0]), self.padding.upper())
-        outputs = tf.nn.conv2d(x, pointwise_kernel, strides=[1, 1, 1, 1], padding="VALID")
+        x = self._depthwise_part(inputs, self.uses_explicit_filter_gradient(inputs))
+        outputs = pointwise(x, self.pointwise_kernel)
         if self.use_bias:
             outputs = outputs + tf.cast(self.bias, outputs.dtype)
         if self.activation is not None:
             return self.activation(outputs)
         return outputs
+
+    def call_folded(self, inputs, affine, relu: bool = False):
+        """Inference: depthwise, then the pointwise MatMul with a BatchNorm's `affine` folded in.
+
+        (The depthwise op keeps 'SAME'/'VALID' padding: OpenVINO's TensorFlow frontend
+        rejects DepthwiseConv2dNative with explicit padding, so exports stay convertible.)
+        """
+        return pointwise(self._depthwise_part(inputs, False), self.pointwise_kernel, affine, relu)
+
+    def _depthwise_part(self, inputs, explicit: bool):
+        import tensorflow as tf
+
+        depthwise_kernel = tf.cast(self.depthwise_kernel, inputs.dtype)
+        strides, padding = int(self.strides[0]), self.padding.upper()
+        if explicit:
+            return _depthwise(inputs, depthwise_kernel, strides, padding)
+        return tf.nn.depthwise_conv2d(inputs, depthwise_kernel, [1, strides, strides, 1], padding)

@@ -123,6 +123,7 @@ def export(
     formats.require_export(fmt, quantize)  # before any work: a missing runtime is reported first
 
     from nasnet_keras.fileio import atomic_directory, remove_stale_partials
+    from nasnet_keras.kernels import keras_kernels_copy
     from savedmodels import ema_export as ema_lib
     from savedmodels import introspect
     from savedmodels.exporter import version_directory
@@ -146,7 +147,11 @@ def export(
     try:
         with atomic_directory(final, overwrite=overwrite) as partial:
             with ema_lib.swapped_in(averages):
-                network = inference_model(facts)
+                # The converters get the model on Keras' own layers (see keras_kernels_copy).
+                portable = keras_kernels_copy(model)
+                portable_facts = facts if portable is model else dataclasses.replace(
+                    introspect.describe(portable), preprocessing=facts.preprocessing)
+                network = inference_model(portable_facts)
                 _convert(network, fmt, quantize, images, partial)
             card = _card(facts, fmt, quantize, partial, class_names=class_names, calibration=described_calibration,
                          weights="raw" if averages is None else "ema", variant=variant, source=source)

@@ -8,6 +8,7 @@ import os
 
 import keras
 import keras_tuner
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -58,6 +59,36 @@ def test_child_is_the_cifar_skeleton_with_sgd_cosine_and_weight_decay():
     assert schedule.decay_steps == 21 and schedule.alpha == 0.0  # one period over all steps
     assert model.losses, "weight decay adds L2 penalties"
     assert model.output_shape == (None, 10)
+
+
+def test_compile_child_creates_the_training_variables_so_fit_traces_once():
+    """No variable may be created inside the traced train step: TensorFlow would trace it twice."""
+    config = TINY.replace(run_eagerly=False, batch_size=4)
+    model = children.build_child(GENOTYPE, (16, 16, 1), config)
+    children.compile_child(model, config, steps_per_epoch=2)
+    assert model.optimizer.built and len(model.optimizer.variables) > len(model.trainable_variables)
+
+    def variables():
+        return {id(v) for v in [*model.variables, *model.optimizer.variables,
+                                *(v for metric in model.metrics for v in metric.variables)]}
+
+    before = variables()
+    traces = []
+    original = model.train_step
+    model.train_step = lambda data: (traces.append(1), original(data))[1]
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 16, 16, 1)).astype("float32"), rng.integers(0, 10, 8)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+    assert variables() == before
+    assert len(traces) == 1, f"train step traced {len(traces)} times"
+    # Without it, Keras creates them in the trace and TensorFlow traces again.
+    model = children.build_child(GENOTYPE, (16, 16, 1), config)
+    children.compile_child(model, config, steps_per_epoch=2, create_variables=False)
+    traces.clear()
+    original_2 = model.train_step
+    model.train_step = lambda data: (traces.append(1), original_2(data))[1]
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+    assert len(traces) == 2
 
 
 def test_train_child_scores_on_the_held_out_split(split):
