@@ -221,7 +221,8 @@ def create_training_variables(model: keras.Model, batch_size: int) -> None:
     """
     images = tf.TensorSpec((batch_size, *model.input_shape[1:]), model.inputs[0].dtype)
     labels = tf.TensorSpec((batch_size,), tf.int64)
-    model._symbolic_build(data_batch=(images, labels))
+    with model.distribute_strategy.scope():  # as Keras does: variables where the model's live
+        model._symbolic_build(data_batch=(images, labels))
 
 
 @contextlib.contextmanager
