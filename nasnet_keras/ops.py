@@ -25,7 +25,7 @@ from keras import layers
 
 from nasnet_keras.kernels import fast as fast_kernels
 from nasnet_keras.batch_norm import batch_norm_layer
-from nasnet_keras.pointwise_conv import Conv2D, conv_norm
+from nasnet_keras.pointwise_conv import Conv2D, can_fold, conv_norm
 from nasnet_keras.separable_conv import SeparableConv2D
 from nasnet_keras.genotype import OPS
 
@@ -136,9 +136,14 @@ class SeparableConvOp(CellOp):
 
     def call(self, x, training=None):
         x = keras.ops.relu(x)
-        if self.strides > 1:
-            x = pad_for_stride(x, self.kernel_size)
-        x = conv_norm(self.sep_1, self.bn_1, x, training, relu=True)
+        if self.strides > 1 and can_fold(self.sep_1, self.bn_1, x, training):
+            # Inference: for a stride-2 convolution, `correct_pad` + 'valid' places the window
+            # exactly as 'SAME' does, so the depthwise op pads itself and no Pad op runs.
+            x = self.sep_1.call_folded(x, self.bn_1.inference_affine(), relu=True, padding="same")
+        else:
+            if self.strides > 1:
+                x = pad_for_stride(x, self.kernel_size)
+            x = conv_norm(self.sep_1, self.bn_1, x, training, relu=True)
         return conv_norm(self.sep_2, self.bn_2, x, training)
 
 

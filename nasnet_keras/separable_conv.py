@@ -116,19 +116,22 @@ class SeparableConv2D(keras.layers.SeparableConv2D):
             return self.activation(outputs)
         return outputs
 
-    def call_folded(self, inputs, affine, relu: bool = False):
+    def call_folded(self, inputs, affine, relu: bool = False, padding: str | None = None):
         """Inference: depthwise, then the pointwise MatMul with a BatchNorm's `affine` folded in.
 
-        (The depthwise op keeps 'SAME'/'VALID' padding: OpenVINO's TensorFlow frontend
-        rejects DepthwiseConv2dNative with explicit padding, so exports stay convertible.)
+        `padding` ('same' or 'valid') overrides the layer's for the depthwise op: the ops
+        pass 'same' for a stride-2 'valid' layer fed by `correct_pad`, the same windows
+        without the Pad op. (Explicit padding numbers would be as fast, but OpenVINO's
+        TensorFlow frontend rejects DepthwiseConv2dNative with explicit padding.)
         """
-        return pointwise(self._depthwise_part(inputs, False), self.pointwise_kernel, affine, relu)
+        x = self._depthwise_part(inputs, False, padding)
+        return pointwise(x, self.pointwise_kernel, affine, relu)
 
-    def _depthwise_part(self, inputs, explicit: bool):
+    def _depthwise_part(self, inputs, explicit: bool, padding: str | None = None):
         import tensorflow as tf
 
         depthwise_kernel = tf.cast(self.depthwise_kernel, inputs.dtype)
-        strides, padding = int(self.strides[0]), self.padding.upper()
+        strides, padding = int(self.strides[0]), (padding or self.padding).upper()
         if explicit:
             return _depthwise(inputs, depthwise_kernel, strides, padding)
         return tf.nn.depthwise_conv2d(inputs, depthwise_kernel, [1, strides, strides, 1], padding)
