@@ -15,7 +15,8 @@ each with exactly Keras' variables, config and file keys, and outputs equal to K
 (keras.applications' path): the "before" side of `benchmarks/models.py` and
 `benchmarks/children.py`, and the reference side of the tests that compare the two.
 The choice is made when a layer is constructed, so a model keeps it wherever it is
-traced or called later.
+traced or called later. `nasnet_keras.kernel_copy.keras_kernels_copy` rebuilds a model
+on Keras' layers with the same weights (for the deployment converters).
 """
 
 from __future__ import annotations
@@ -43,32 +44,3 @@ def keras_kernels():
     finally:
         _fast.reset(token)
 
-
-def keras_kernels_copy(model):
-    """`model` rebuilt on Keras' own layers (`keras.models.clone_model` inside `keras_kernels()`),
-    holding its current weights; `model` itself when it has none of the faster layers.
-
-    For the deployment converters (ONNX, LiteRT, OpenVINO): they fold BatchNorm into
-    convolutions and quantize convolution weights per channel themselves, which the
-    faster layers' MatMuls with a folded BatchNorm would defeat (LiteRT int8 agreement on
-    the test fixture fell from >= 96% to 95.1% through FULLY_CONNECTED ops). Same weights,
-    same outputs to float rounding (tests/models/test_kernels.py).
-    """
-    import keras
-
-    from nasnet_keras.pointwise_conv import Conv2D
-    from nasnet_keras.separable_conv import SeparableConv2D
-
-    fast_layers = (Conv2D, SeparableConv2D)  # the others' inference graphs are Keras' already
-    if not any(isinstance(layer, fast_layers) for layer in model._flatten_layers(include_self=False, recursive=True)):
-        return model
-    def keras_layer(layer):  # top-level layers: Keras' classes for ours; cells rebuild inside keras_kernels()
-        for ours, theirs in ((Conv2D, keras.layers.Conv2D), (SeparableConv2D, keras.layers.SeparableConv2D)):
-            if type(layer) is ours:
-                return theirs.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    with keras_kernels():
-        copy = keras.models.clone_model(model, clone_function=keras_layer)
-    copy.set_weights(model.get_weights())
-    return copy

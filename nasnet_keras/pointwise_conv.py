@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import keras
 
+from nasnet_keras.batch_norm import BatchNormalization
+
 
 def pointwise(x, kernel, affine=None, relu: bool = False):
     """A stride-1 1x1 convolution of NHWC `x` with kernel [1, 1, C, F], as a MatMul.
@@ -50,8 +52,6 @@ def can_fold(conv, norm, x, training=None) -> bool:
     foldable setting, and `conv` is one of this package's layers taking the MatMul path for
     `x` (its `folds(x)`); the folded result equals the unfolded one to float rounding.
     """
-    from nasnet_keras.batch_norm import BatchNormalization
-
     return (
         training is not True
         and not _is_tensor(training)

@@ -123,7 +123,7 @@ def export(
     formats.require_export(fmt, quantize)  # before any work: a missing runtime is reported first
 
     from nasnet_keras.fileio import atomic_directory, remove_stale_partials
-    from nasnet_keras.kernels import keras_kernels_copy
+    from nasnet_keras.kernel_copy import keras_kernels_copy
     from savedmodels import ema_export as ema_lib
     from savedmodels import introspect
     from savedmodels.exporter import version_directory

@@ -19,7 +19,7 @@ from savedmodels import calibration, deploy, runtimes
 SIZE = (28, 28)
 # At this scale (1,000 test images of a model trained briefly) the agreement depends on the
 # trained model more than on the export. The converters always get the model on Keras' own
-# layers (nasnet_keras.kernels.keras_kernels_copy), yet LiteRT int8 agreement of this fixture
+# layers (nasnet_keras.kernel_copy.keras_kernels_copy), yet LiteRT int8 agreement of this fixture
 # trained with seeds 0, 1, 2 was 94.7%, 96.8%, 98.7% (the same fixture trained on Keras'
 # layers: 99.4%, 97.7%, 98.7%; 2026-12-02); exporting seed 0's model without the copy gave
 # 95.1%. Earlier: the same weights in models built with the fused and with Keras' BatchNorm

@@ -21,7 +21,8 @@ import pytest
 import nasnet_keras
 from nasnet_keras import pointwise_conv, separable_conv
 from nasnet_keras.batch_norm import FusedBatchNormalization
-from nasnet_keras.kernels import keras_kernels, keras_kernels_copy
+from nasnet_keras.kernel_copy import keras_kernels_copy
+from nasnet_keras.kernels import keras_kernels
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -184,7 +185,8 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
 import keras, numpy as np
 import nasnet_keras
 from nasnet_keras.batch_norm import FusedBatchNormalization
-from nasnet_keras.kernels import keras_kernels, keras_kernels_copy
+from nasnet_keras.kernel_copy import keras_kernels_copy
+from nasnet_keras.kernels import keras_kernels
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 rng = np.random.default_rng(0)
