@@ -74,6 +74,12 @@ def conv_norm(conv, norm, x, training=None, relu: bool = False):
     return keras.ops.relu(y) if relu else y
 
 
+def tensorflow_nhwc(layer, inputs) -> bool:
+    """Whether `layer` sees a 4-D channels-last input on TensorFlow: where this package's
+    convolution paths apply at all (each layer adds its own kernel conditions)."""
+    return keras.backend.backend() == "tensorflow" and layer.data_format == "channels_last" and len(inputs.shape) == 4
+
+
 def _is_tensor(value) -> bool:
     return value is not None and not isinstance(value, bool)
 
@@ -85,9 +91,7 @@ class Conv2D(keras.layers.Conv2D):
     def folds(self, inputs) -> bool:
         """Whether this input takes the MatMul (and so an inference BatchNorm can fold in)."""
         return (
-            keras.backend.backend() == "tensorflow"
-            and self.data_format == "channels_last"
-            and len(inputs.shape) == 4
+            tensorflow_nhwc(self, inputs)
             and tuple(self.kernel_size) == (1, 1)
             and tuple(self.strides) == (1, 1)
             and tuple(self.dilation_rate) == (1, 1)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import keras
 
-from nasnet_keras.pointwise_conv import pointwise
+from nasnet_keras.pointwise_conv import pointwise, tensorflow_nhwc
 
 # Below this kernel size the explicit-padding filter gradient is slower (3x3 above).
 MIN_KERNEL = 5
@@ -80,9 +80,7 @@ class SeparableConv2D(keras.layers.SeparableConv2D):
     def _own_path(self, inputs) -> bool:
         """Whether the shape and settings allow `call`'s own depthwise + pointwise ops."""
         return (
-            keras.backend.backend() == "tensorflow"
-            and self.data_format == "channels_last"
-            and len(inputs.shape) == 4
+            tensorflow_nhwc(self, inputs)
             and tuple(self.dilation_rate) == (1, 1)
             and self.strides[0] == self.strides[1]
         )
