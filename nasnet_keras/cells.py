@@ -89,7 +89,7 @@ def even_odd_samples(x):
     keras.applications computes them as AvgPool1x1/2(x) and AvgPool1x1/2(pad(x[1:, 1:])),
     three full-size passes forward and four back. Here the forward is one reshape to
     [N, H/2, 2, W/2, 2, C] and two slices, and the gradient writes the input's gradient
-    once, by `depth_to_space` of [d_1, 0, 0, d_2] (measured 2026-12-01, this CPU, forward
+    once, by `depth_to_space` of [d_1, 0, 0, d_2] (measured 2026-12-02, this CPU, forward
     and backward of both samples, median of 9: [32, 111, 111, 32] 125 -> 35 ms; [32, 56,
     56, 44] 46 -> 10 ms; [4, 165, 165, 96] 111 -> 37 ms). Equal to the pools' numbers exactly.
     """

@@ -2,7 +2,7 @@
 
 A stride-1 1x1 convolution over NHWC is `reshape(x, [N*H*W, C]) @ reshape(w, [C, F])`.
 TensorFlow's CPU kernels for the two are both oneDNN's, but the matrix product measured
-10-30% faster, forward and backward (2026-12-01, this 2-core CPU, median of 11: [32, 28,
+10-30% faster, forward and backward (2026-12-02, this 2-core CPU, median of 11: [32, 28,
 28, 264] -> 44 channels: conv forward 9.2 ms, MatMul 7.9 ms; [32, 56, 56, 44] -> 44: 7.3 vs
 4.9 ms; forward + both gradients 19.1 vs 15.6 and 12.3 vs 10.7 ms). NASNet's 1x1
 convolutions (every separable conv's pointwise half, every cell's input projections)
